@@ -219,6 +219,209 @@ SLUICE_API int sluice_hpack_decode(sluice_hpack_decoder *dec, const uint8_t *blo
 SLUICE_API size_t sluice_hpack_encoder_table_size(const sluice_hpack_encoder *enc);
 SLUICE_API size_t sluice_hpack_decoder_table_size(const sluice_hpack_decoder *dec);
 
+
+/* ---- session: one HTTP/2 connection, sans I/O --------------------------- */
+
+/* The host feeds received bytes in (sluice_session_recv), takes bytes to
+ * write out as iovecs (sluice_session_output / _output_done) and passes the
+ * current time in; the session reports its next deadline. Times are
+ * nanoseconds on any monotonic clock the host chooses. */
+
+typedef struct sluice_session sluice_session;
+
+/* Same layout as struct iovec, so hosts can pass the array to writev(). */
+typedef struct sluice_iovec {
+    const void *base;
+    size_t len;
+} sluice_iovec;
+
+enum sluice_role { SLUICE_ROLE_SERVER = 0, SLUICE_ROLE_CLIENT = 1 };
+
+/* A token bucket: up to burst events at once, refilled at per_sec. */
+typedef struct sluice_rate {
+    uint32_t burst;
+    uint32_t per_sec;
+} sluice_rate;
+
+typedef struct sluice_session_options {
+    size_t struct_size;
+    /* Our SETTINGS (RFC 9113 §6.5.2). */
+    uint32_t header_table_size;      /* 4096 */
+    uint32_t max_concurrent_streams; /* 100; peer streams beyond are REFUSED_STREAM */
+    uint32_t initial_window_size;    /* 65535: each stream's receive window */
+    uint32_t max_frame_size;         /* 16384 */
+    uint32_t max_header_list_size;   /* 65536: larger requests get 431 */
+    /* Target receive window of the whole connection: 1 MiB. Bounds what
+     * the peer can make us hold across all streams. */
+    uint32_t connection_window;
+    /* 1: credit receive windows as data is delivered; 0 (default): only
+     * when the application calls sluice_session_consume(). */
+    int auto_consume;
+    /* Abuse limits, counted per connection. Going over ends the connection
+     * with GOAWAY ENHANCE_YOUR_CALM. */
+    uint32_t max_continuation_frames; /* per header block: 32 */
+    uint32_t max_header_block_size;   /* compressed, all fragments: 4 x list size */
+    uint32_t max_outbound_control;    /* queued control bytes the peer leaves unread: 1 MiB */
+    sluice_rate rst_received;         /* RST_STREAM from the peer (rapid reset) */
+    sluice_rate rst_provoked;         /* our RST_STREAMs caused by the peer (MadeYouReset) */
+    sluice_rate ping;                 /* PING frames */
+    sluice_rate settings;             /* SETTINGS frames */
+    sluice_rate empty_data;           /* DATA without payload or END_STREAM */
+    sluice_rate priority;             /* PRIORITY and PRIORITY_UPDATE frames */
+    uint64_t settings_timeout_ns;     /* our SETTINGS unacknowledged: 10 s */
+    uint64_t goaway_timeout_ns;       /* graceful GOAWAY's PING unanswered: 2 s */
+} sluice_session_options;
+
+SLUICE_API void sluice_session_options_init_versioned(size_t struct_size,
+                                                      sluice_session_options *opt);
+#define sluice_session_options_init(opt)                                       \
+    sluice_session_options_init_versioned(sizeof(sluice_session_options), (opt))
+
+/* What a header block was. */
+enum sluice_headers_kind {
+    SLUICE_HEADERS_REQUEST = 0,   /* server: a new request */
+    SLUICE_HEADERS_RESPONSE = 1,  /* client: the final response */
+    SLUICE_HEADERS_INFO = 2,      /* client: a 1xx response (e.g. 103) */
+    SLUICE_HEADERS_TRAILERS = 3
+};
+
+/* Callbacks. All optional. Returning a negative value from one makes
+ * sluice_session_recv() fail with it (fatal for the session). Any submit
+ * call may be made from inside a callback. */
+typedef struct sluice_session_callbacks {
+    size_t struct_size;
+    /* A validated header block (pseudo-headers checked, RFC 9113 §8).
+     * nv is valid only during the call. end_stream: no body follows. */
+    int (*on_headers)(sluice_session *s, uint32_t stream_id, int kind,
+                      const sluice_nv *nv, size_t n, int end_stream, void *ud);
+    /* Body bytes, valid only during the call. Unless auto_consume is on,
+     * credit them back with sluice_session_consume() once processed. */
+    int (*on_data)(sluice_session *s, uint32_t stream_id, const uint8_t *data,
+                   size_t len, void *ud);
+    /* The peer finished its side of the stream (END_STREAM). */
+    int (*on_stream_end)(sluice_session *s, uint32_t stream_id, void *ud);
+    /* The stream is gone: completed (error_code NO_ERROR) or reset by
+     * either side (the RFC 9113 §7 code). Its id is not valid afterwards. */
+    int (*on_stream_close)(sluice_session *s, uint32_t stream_id,
+                           uint32_t error_code, void *ud);
+    int (*on_goaway)(sluice_session *s, uint32_t last_stream_id,
+                     uint32_t error_code, const uint8_t *debug, size_t len,
+                     void *ud);
+    int (*on_settings_ack)(sluice_session *s, void *ud);
+    int (*on_ping_ack)(sluice_session *s, const uint8_t opaque[8], void *ud);
+    /* Borrowed body bytes (see sluice_data_source) are written or dropped:
+     * the application may reuse that memory now. */
+    void (*on_data_sent)(sluice_session *s, uint32_t stream_id, size_t len,
+                         void *ud);
+    /* A line for the log: why a stream was reset or the connection ended. */
+    void (*on_log)(sluice_session *s, int level, const char *msg, void *ud);
+} sluice_session_callbacks;
+
+enum sluice_log_level { SLUICE_LOG_ERROR = 0, SLUICE_LOG_WARN = 1,
+                        SLUICE_LOG_INFO = 2, SLUICE_LOG_DEBUG = 3 };
+
+/* Flags a data source returns. */
+#define SLUICE_DATA_EOF 0x1u           /* this is the last of the body */
+#define SLUICE_DATA_NO_END_STREAM 0x2u /* with EOF: trailers will follow */
+
+/* Pull-style body. read() points *data at up to max bytes of the body and
+ * returns their count; the bytes are not copied, so they must stay valid
+ * until on_data_sent reports them. Return SLUICE_ERR_AGAIN (or 0 without
+ * EOF) when nothing is ready: the stream waits until the application calls
+ * sluice_session_resume_data(). Any other negative value resets the stream
+ * with INTERNAL_ERROR. */
+typedef struct sluice_data_source {
+    long (*read)(sluice_session *s, uint32_t stream_id, const uint8_t **data,
+                 size_t max, uint32_t *flags, void *ud);
+    void *ud;
+} sluice_data_source;
+
+SLUICE_API int sluice_session_new(sluice_session **out, int role,
+                                  const sluice_session_callbacks *cb, void *ud,
+                                  const sluice_session_options *opt,
+                                  const sluice_allocator *alloc, uint64_t now);
+SLUICE_API void sluice_session_free(sluice_session *s);
+
+/* Feed received bytes. Returns the count consumed (all of them), or a
+ * negative error: for a connection error (SLUICE_ERR_PROTOCOL, ...) the
+ * GOAWAY is already queued — write the output, then close. */
+SLUICE_API long sluice_session_recv(sluice_session *s, const uint8_t *in,
+                                    size_t len, uint64_t now);
+
+/* Bytes to write: fills up to iovcnt iovecs with at most max_bytes (the
+ * host decides how much the socket should take now). Returns the number of
+ * iovecs, 0 when there is nothing to write. Call sluice_session_output_done()
+ * with the bytes actually written before the next call. */
+SLUICE_API int sluice_session_output(sluice_session *s, sluice_iovec *iov,
+                                     int iovcnt, size_t max_bytes, uint64_t now);
+SLUICE_API int sluice_session_output_done(sluice_session *s, size_t written);
+
+/* Deadline (absolute, ns) at which sluice_session_handle_timeout() is due,
+ * or UINT64_MAX when there is none. */
+SLUICE_API uint64_t sluice_session_next_deadline(const sluice_session *s);
+SLUICE_API int sluice_session_handle_timeout(sluice_session *s, uint64_t now);
+
+/* 1 while the session wants more input / has or may produce output. */
+SLUICE_API int sluice_session_want_read(const sluice_session *s);
+SLUICE_API int sluice_session_want_write(const sluice_session *s);
+
+/* Client: open a stream. source NULL: the request has no body. */
+SLUICE_API int sluice_session_submit_request(sluice_session *s, const sluice_nv *nv,
+                                             size_t n, const sluice_data_source *source,
+                                             uint32_t *stream_id);
+/* Server: the final response. source NULL: no body. */
+SLUICE_API int sluice_session_submit_response(sluice_session *s, uint32_t stream_id,
+                                              const sluice_nv *nv, size_t n,
+                                              const sluice_data_source *source);
+/* Server: an informational (1xx) response such as 103 Early Hints. */
+SLUICE_API int sluice_session_submit_info(sluice_session *s, uint32_t stream_id,
+                                          const sluice_nv *nv, size_t n);
+/* Trailers end the stream after the body (the source must have returned
+ * EOF with SLUICE_DATA_NO_END_STREAM, or still be running). */
+SLUICE_API int sluice_session_submit_trailers(sluice_session *s, uint32_t stream_id,
+                                              const sluice_nv *nv, size_t n);
+SLUICE_API int sluice_session_resume_data(sluice_session *s, uint32_t stream_id);
+SLUICE_API int sluice_session_submit_rst(sluice_session *s, uint32_t stream_id,
+                                         uint32_t error_code);
+SLUICE_API int sluice_session_submit_ping(sluice_session *s, const uint8_t opaque[8]);
+/* Change some of our SETTINGS; they apply once the peer acknowledges. */
+SLUICE_API int sluice_session_submit_settings(sluice_session *s,
+                                              const uint32_t *ids_values, size_t n);
+/* GOAWAY. graceful: NO_ERROR in two phases (2^31-1 and a PING, then the
+ * real last stream id when the PING returns); streams in flight finish.
+ * Otherwise: one GOAWAY with error_code and the connection is done. */
+SLUICE_API int sluice_session_goaway(sluice_session *s, uint32_t error_code,
+                                     const char *debug, int graceful);
+
+/* Receive-window control. consume: n bytes of a stream's data have been
+ * processed (credits stream and connection). set_window: the target
+ * receive window of a stream (stream_id > 0) or of the connection (0):
+ * raising it sends credit at once; lowering withholds credit until the
+ * window has fallen below the target. */
+SLUICE_API int sluice_session_consume(sluice_session *s, uint32_t stream_id, size_t n);
+SLUICE_API int sluice_session_set_window(sluice_session *s, uint32_t stream_id,
+                                         uint32_t window);
+
+SLUICE_API int sluice_session_set_stream_user_data(sluice_session *s, uint32_t stream_id,
+                                                   void *data);
+SLUICE_API void *sluice_session_get_stream_user_data(const sluice_session *s,
+                                                     uint32_t stream_id);
+
+/* Counters for logs and tests. */
+typedef struct sluice_session_stats {
+    size_t struct_size;
+    uint64_t bytes_in, bytes_out;
+    uint64_t frames_in, frames_out;
+    uint32_t streams_open;        /* currently */
+    uint64_t streams_total;
+    uint64_t rst_received, rst_sent;
+    size_t buffered_out;          /* bytes queued, not yet written */
+    size_t recv_buffered;         /* received, not yet consumed */
+    uint32_t goaway_sent_code;    /* valid when goaway_sent */
+    int goaway_sent, goaway_received;
+} sluice_session_stats;
+SLUICE_API int sluice_session_get_stats(const sluice_session *s, sluice_session_stats *st);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,651 @@
+/* session_send.c — everything a session writes: control frames, header
+ * blocks, DATA pulled from body sources, and the submit calls behind them.
+ * All of it goes through one FIFO, so HPACK blocks reach the peer in the
+ * order they were encoded. */
+#include <string.h>
+
+#include "http.h"
+#include "session.h"
+
+int sl_session_queue_control(sluice_session *s, const uint8_t *frame, size_t len)
+{
+    /* A peer that keeps provoking replies while never reading them would
+     * otherwise grow this queue without bound. */
+    if (sl_outq_owned_pending(&s->out) + len > s->opt.max_outbound_control && !s->fatal)
+        return sl_session_conn_error(s, SLUICE_ERR_CALM, SLUICE_H2_ENHANCE_YOUR_CALM,
+                                     "peer does not read our control frames");
+    int rv = sl_outq_append(&s->out, frame, len);
+    if (rv == 0)
+        s->stats.frames_out++;
+    return rv;
+}
+
+int sl_session_send_rst(sluice_session *s, uint32_t id, uint32_t code)
+{
+    uint8_t f[SL_FRAME_HDR_LEN + 4];
+    long n = sl_frame_encode_rst_stream(f, sizeof(f), id, code);
+    if (n < 0)
+        return (int)n;
+    s->stats.rst_sent++;
+    return sl_session_queue_control(s, f, (size_t)n);
+}
+
+int sl_session_send_window_update(sluice_session *s, uint32_t id, uint32_t inc)
+{
+    uint8_t f[SL_FRAME_HDR_LEN + 4];
+    long n = sl_frame_encode_window_update(f, sizeof(f), id, inc);
+    if (n < 0)
+        return (int)n;
+    return sl_session_queue_control(s, f, (size_t)n);
+}
+
+int sl_session_send_settings(sluice_session *s, const sl_setting *v, size_t n)
+{
+    if (s->npending == SL_MAX_PENDING_SETTINGS || n > 16)
+        return SLUICE_ERR_AGAIN;
+    uint8_t f[SL_FRAME_HDR_LEN + 16 * 6];
+    long len = sl_frame_encode_settings(f, sizeof(f), v, n);
+    if (len < 0)
+        return (int)len;
+    int rv = sl_session_queue_control(s, f, (size_t)len);
+    if (rv != 0)
+        return rv;
+    sl_pending_settings *p = &s->pending[s->npending++];
+    memcpy(p->s, v, n * sizeof(*v));
+    p->n = n;
+    if (s->npending == 1)
+        s->settings_sent_at = s->now;
+    return 0;
+}
+
+int sl_session_send_goaway(sluice_session *s, uint32_t last_id, uint32_t code,
+                           const char *debug)
+{
+    uint8_t f[SL_FRAME_HDR_LEN + 8 + 128];
+    size_t dlen = debug ? strlen(debug) : 0;
+    if (dlen > 128)
+        dlen = 128;
+    long n = sl_frame_encode_goaway(f, sizeof(f), last_id, code, (const uint8_t *)debug, dlen);
+    if (n < 0)
+        return (int)n;
+    /* Bypass the control-queue bound: this is the last thing we say. */
+    int rv = sl_outq_append(&s->out, f, (size_t)n);
+    if (rv != 0)
+        return rv;
+    s->goaway_phase = 2;
+    s->goaway_last_id = last_id;
+    s->stats.goaway_sent = 1;
+    s->stats.goaway_sent_code = code;
+    s->stats.frames_out++;
+    return 0;
+}
+
+int sl_session_conn_error(sluice_session *s, int err, uint32_t code, const char *why)
+{
+    if (s->fatal)
+        return s->fatal;
+    sl_session_log(s, SLUICE_LOG_WARN, "connection error %s: %s",
+                   sluice_h2_error_name(code), why);
+    s->fatal = err;
+    sl_session_send_goaway(s, s->last_peer_stream, code, why);
+    return err;
+}
+
+/* Reset a stream because of something the peer did, counting it: a peer
+ * that makes us reset streams in a loop frees its concurrency slots as
+ * fast as rapid reset does (MadeYouReset, CVE-2025-8671). */
+int sl_session_stream_error(sluice_session *s, uint32_t id, uint32_t code, const char *why)
+{
+    sl_session_log(s, SLUICE_LOG_INFO, "stream %u reset %s: %s", id,
+                   sluice_h2_error_name(code), why);
+    if (!sl_bucket_take(&s->b_rst_provoked, s->now))
+        return sl_session_conn_error(s, SLUICE_ERR_CALM, SLUICE_H2_ENHANCE_YOUR_CALM,
+                                     "too many stream errors");
+    int rv = sl_session_send_rst(s, id, code);
+    if (rv != 0)
+        return rv;
+    sl_stream *st = sl_stream_map_get(&s->streams, id);
+    if (st)
+        sl_session_close_stream(s, st, code);
+    else {
+        s->reset_ring[s->reset_pos] = id;
+        s->reset_pos = (s->reset_pos + 1) % SL_RESET_RING;
+    }
+    return 0;
+}
+
+/* ---- receive credit (§6.9) -------------------------------------------- */
+
+/* Credit that may be given so that window + unread data stays within the
+ * target, sent only once it is worth a frame: at least half the target. */
+static uint32_t credit_due(int64_t window, size_t buffered, uint32_t target)
+{
+    int64_t due = (int64_t)target - window - (int64_t)buffered;
+    if (due <= 0 || due < (int64_t)target / 2)
+        return 0;
+    return (uint32_t)due;
+}
+
+int sl_session_credit(sluice_session *s, sl_stream *st)
+{
+    if (s->fatal)
+        return 0;
+    if (st && !st->recv_closed) {
+        uint32_t due = credit_due(st->recv_window, st->recv_buffered, st->recv_target);
+        if (due) {
+            int rv = sl_session_send_window_update(s, st->id, due);
+            if (rv != 0)
+                return rv;
+            st->recv_window += due;
+        }
+    }
+    uint32_t due = credit_due(s->recv_window, s->recv_buffered, s->recv_target);
+    if (due) {
+        int rv = sl_session_send_window_update(s, 0, due);
+        if (rv != 0)
+            return rv;
+        s->recv_window += due;
+    }
+    return 0;
+}
+
+int sluice_session_consume(sluice_session *s, uint32_t stream_id, size_t n)
+{
+    if (!s)
+        return SLUICE_ERR_INVAL;
+    sl_stream *st = sl_stream_map_get(&s->streams, stream_id);
+    if (!st)
+        return SLUICE_ERR_NOT_FOUND; /* closing released its bytes already */
+    if (n > st->recv_buffered)
+        return SLUICE_ERR_INVAL;
+    st->recv_buffered -= n;
+    s->recv_buffered -= n;
+    return sl_session_credit(s, st);
+}
+
+int sluice_session_set_window(sluice_session *s, uint32_t stream_id, uint32_t window)
+{
+    if (!s || window > SL_MAX_WINDOW)
+        return SLUICE_ERR_INVAL;
+    if (stream_id == 0) {
+        if (window < SL_DEFAULT_WINDOW) /* the connection window never shrinks below its start */
+            window = SL_DEFAULT_WINDOW;
+        s->recv_target = window;
+        /* Raising sends credit at once rather than waiting for half. */
+        int64_t due = (int64_t)window - s->recv_window - (int64_t)s->recv_buffered;
+        if (due > 0 && !s->fatal) {
+            int rv = sl_session_send_window_update(s, 0, (uint32_t)due);
+            if (rv != 0)
+                return rv;
+            s->recv_window += due;
+        }
+        return 0;
+    }
+    sl_stream *st = sl_stream_map_get(&s->streams, stream_id);
+    if (!st)
+        return SLUICE_ERR_NOT_FOUND;
+    st->recv_target = window;
+    int64_t due = (int64_t)window - st->recv_window - (int64_t)st->recv_buffered;
+    if (due > 0 && !st->recv_closed && !s->fatal) {
+        int rv = sl_session_send_window_update(s, st->id, (uint32_t)due);
+        if (rv != 0)
+            return rv;
+        st->recv_window += due;
+    }
+    return 0;
+}
+
+/* ---- header blocks ------------------------------------------------------- */
+
+static int reserve_scratch(sluice_session *s, size_t n)
+{
+    if (n <= s->scratch_cap)
+        return 0;
+    size_t cap = s->scratch_cap ? s->scratch_cap : 1024;
+    while (cap < n)
+        cap *= 2;
+    uint8_t *b = sl_realloc(&s->mem, s->scratch, cap);
+    if (!b)
+        return SLUICE_ERR_NOMEM;
+    s->scratch = b;
+    s->scratch_cap = cap;
+    return 0;
+}
+
+/* Encode and queue HEADERS (+ CONTINUATION) for a stream right away. */
+int sl_session_send_headers(sluice_session *s, uint32_t id, const sluice_nv *nv,
+                            size_t n, int end_stream)
+{
+    size_t bound = sluice_hpack_encode_bound(s->enc, nv, n);
+    int rv = reserve_scratch(s, bound);
+    size_t len = 0;
+    if (rv == 0)
+        rv = sluice_hpack_encode(s->enc, nv, n, s->scratch, s->scratch_cap, &len);
+    if (rv != 0)
+        return rv;
+    size_t max = s->remote.max_frame_size, off = 0;
+    int first = 1;
+    do {
+        size_t chunk = len - off < max ? len - off : max;
+        int last = off + chunk == len;
+        uint8_t *p = sl_outq_reserve(&s->out, SL_FRAME_HDR_LEN + chunk);
+        if (!p)
+            return SLUICE_ERR_NOMEM;
+        uint8_t type = first ? SL_FRAME_HEADERS : SL_FRAME_CONTINUATION;
+        uint8_t flags = (uint8_t)((last ? SL_FLAG_END_HEADERS : 0) |
+                                  (first && end_stream ? SL_FLAG_END_STREAM : 0));
+        sl_frame_pack_header(p, (uint32_t)chunk, type, flags, id);
+        memcpy(p + SL_FRAME_HDR_LEN, s->scratch + off, chunk);
+        s->stats.frames_out++;
+        off += chunk;
+        first = 0;
+    } while (off < len);
+    return 0;
+}
+
+static int check_fields(const sluice_nv *nv, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (sl_http_check_field(&nv[i]) != 0)
+            return SLUICE_ERR_INVAL; /* nothing we send can be malformed */
+    return 0;
+}
+
+/* ---- ready list: streams with a body source to pull from ---------------- */
+
+void sl_session_ready_add(sluice_session *s, sl_stream *st)
+{
+    if (st->in_ready)
+        return;
+    st->in_ready = 1;
+    st->ready_next = NULL;
+    st->ready_prev = s->ready_tail;
+    if (s->ready_tail)
+        s->ready_tail->ready_next = st;
+    else
+        s->ready_head = st;
+    s->ready_tail = st;
+}
+
+void sl_session_ready_del(sluice_session *s, sl_stream *st)
+{
+    if (!st->in_ready)
+        return;
+    if (st->ready_prev)
+        st->ready_prev->ready_next = st->ready_next;
+    else
+        s->ready_head = st->ready_next;
+    if (st->ready_next)
+        st->ready_next->ready_prev = st->ready_prev;
+    else
+        s->ready_tail = st->ready_prev;
+    st->in_ready = 0;
+    st->ready_prev = st->ready_next = NULL;
+}
+
+/* Our side of the stream is done: close it if the peer's is too. */
+static void local_end(sluice_session *s, sl_stream *st)
+{
+    st->send_closed = 1;
+    sl_session_ready_del(s, st);
+    if (st->recv_closed)
+        sl_session_close_stream(s, st, SLUICE_H2_NO_ERROR);
+}
+
+static int send_trailers(sluice_session *s, sl_stream *st)
+{
+    int rv = sl_session_send_headers(s, st->id, st->trailers, st->ntrailers, 1);
+    if (rv == 0)
+        local_end(s, st);
+    return rv;
+}
+
+/* Pull one DATA frame from a stream's source. Returns 1 when a frame was
+ * queued, 0 when the stream has nothing to send now, or an error. */
+static int pull_data(sluice_session *s, sl_stream *st, size_t budget)
+{
+    int64_t win = st->send_window < s->send_window ? st->send_window : s->send_window;
+    size_t max = s->remote.max_frame_size;
+    if (win < (int64_t)max)
+        max = win > 0 ? (size_t)win : 0;
+    if (budget < max)
+        max = budget;
+    if (max == 0 && st->send_window <= 0) {
+        sl_session_ready_del(s, st); /* WINDOW_UPDATE puts it back */
+        return 0;
+    }
+    const uint8_t *data = NULL;
+    uint32_t flags = 0;
+    long n = st->source.read(s, st->id, &data, max, &flags, st->source.ud);
+    if (n == SLUICE_ERR_AGAIN || (n == 0 && !(flags & SLUICE_DATA_EOF))) {
+        st->source_deferred = 1;
+        sl_session_ready_del(s, st);
+        return 0;
+    }
+    if (n < 0 || (size_t)n > max) {
+        sl_session_log(s, SLUICE_LOG_ERROR, "stream %u: body source failed", st->id);
+        int rv = sl_session_send_rst(s, st->id, SLUICE_H2_INTERNAL_ERROR);
+        if (rv == 0)
+            sl_session_close_stream(s, st, SLUICE_H2_INTERNAL_ERROR);
+        return rv;
+    }
+    int eof = (flags & SLUICE_DATA_EOF) != 0;
+    int end_stream = eof && !st->trailers && !(flags & SLUICE_DATA_NO_END_STREAM);
+    uint8_t hdr[SL_FRAME_HDR_LEN];
+    sl_frame_pack_header(hdr, (uint32_t)n, SL_FRAME_DATA, end_stream ? SL_FLAG_END_STREAM : 0,
+                         st->id);
+    int rv = sl_outq_append(&s->out, hdr, sizeof(hdr));
+    if (rv == 0 && n > 0)
+        rv = sl_outq_append_borrowed(&s->out, data, (size_t)n, st->id);
+    if (rv != 0)
+        return rv;
+    s->stats.frames_out++;
+    st->send_window -= n;
+    s->send_window -= n;
+    if (!eof)
+        return 1;
+    st->source_eof = 1;
+    if (end_stream)
+        local_end(s, st);
+    else if (st->trailers)
+        rv = send_trailers(s, st);
+    else {
+        st->awaiting_trailers = 1;
+        sl_session_ready_del(s, st);
+    }
+    return rv < 0 ? rv : 1;
+}
+
+/* Fill the queue with DATA up to budget bytes, round-robin over ready
+ * streams (the RFC 9218 scheduler will take over this choice). */
+static int fill_data(sluice_session *s, size_t budget)
+{
+    while (s->ready_head && s->send_window > 0 && budget > SL_FRAME_HDR_LEN && !s->fatal) {
+        sl_stream *st = s->ready_head;
+        size_t before = sl_outq_pending(&s->out);
+        int rv = pull_data(s, st, budget - SL_FRAME_HDR_LEN);
+        if (rv < 0)
+            return rv;
+        size_t added = sl_outq_pending(&s->out) - before;
+        budget = added < budget ? budget - added : 0;
+        if (rv == 1 && st->in_ready && st == s->ready_head) { /* rotate */
+            sl_session_ready_del(s, st);
+            sl_session_ready_add(s, st);
+        }
+    }
+    return 0;
+}
+
+int sluice_session_output(sluice_session *s, sluice_iovec *iov, int iovcnt,
+                          size_t max_bytes, uint64_t now)
+{
+    if (!s || !iov || iovcnt <= 0)
+        return SLUICE_ERR_INVAL;
+    s->now = now;
+    size_t pending = sl_outq_pending(&s->out);
+    if (pending < max_bytes) {
+        int rv = fill_data(s, max_bytes - pending);
+        if (rv < 0)
+            return rv;
+    }
+    return sl_outq_iov(&s->out, (sl_iovec *)iov, iovcnt, max_bytes);
+}
+
+int sluice_session_output_done(sluice_session *s, size_t written)
+{
+    if (!s)
+        return SLUICE_ERR_INVAL;
+    int rv = sl_outq_consume(&s->out, written);
+    if (rv == 0)
+        s->stats.bytes_out += written;
+    return rv;
+}
+
+int sluice_session_want_write(const sluice_session *s)
+{
+    if (!s)
+        return 0;
+    if (sl_outq_pending(&s->out) > 0)
+        return 1;
+    return !s->fatal && s->ready_head != NULL && s->send_window > 0;
+}
+
+/* ---- submit calls -------------------------------------------------------- */
+
+static sl_stream *new_stream(sluice_session *s, uint32_t id, int peer)
+{
+    sl_stream *st = sl_calloc(&s->mem, sizeof(*st));
+    if (!st)
+        return NULL;
+    st->id = id;
+    st->peer_initiated = peer ? 1 : 0;
+    st->send_window = s->remote.initial_window_size;
+    st->recv_window = s->local.initial_window_size;
+    st->recv_target = s->local.initial_window_size;
+    st->content_length = -1;
+    if (sl_stream_map_put(&s->streams, st) != 0) {
+        sl_free(&s->mem, st);
+        return NULL;
+    }
+    if (peer)
+        s->peer_streams++;
+    else
+        s->local_streams++;
+    s->stats.streams_total++;
+    return st;
+}
+
+sl_stream *sl_session_new_stream(sluice_session *s, uint32_t id, int peer)
+{
+    return new_stream(s, id, peer);
+}
+
+static void set_source(sluice_session *s, sl_stream *st, const sluice_data_source *src)
+{
+    st->has_source = 1;
+    st->source = *src;
+    sl_session_ready_add(s, st);
+}
+
+int sluice_session_submit_request(sluice_session *s, const sluice_nv *nv, size_t n,
+                                  const sluice_data_source *source, uint32_t *stream_id)
+{
+    if (!s || s->role != SLUICE_ROLE_CLIENT || (n && !nv) || (source && !source->read))
+        return SLUICE_ERR_INVAL;
+    if (s->fatal || s->goaway_received || s->goaway_phase)
+        return SLUICE_ERR_STATE;
+    if (s->local_streams >= s->remote.max_concurrent_streams ||
+        s->next_local_stream > SL_MAX_WINDOW)
+        return SLUICE_ERR_LIMIT;
+    sl_http_request req;
+    if (sl_http_check_request(nv, n, 0, &req) != 0 || check_fields(nv, n) != 0)
+        return SLUICE_ERR_INVAL;
+    sl_stream *st = new_stream(s, s->next_local_stream, 0);
+    if (!st)
+        return SLUICE_ERR_NOMEM;
+    s->next_local_stream += 2;
+    st->is_head = req.is_head ? 1 : 0;
+    st->headers_sent = 1;
+    int rv = sl_session_send_headers(s, st->id, nv, n, source == NULL);
+    if (rv != 0) {
+        sl_session_close_stream(s, st, SLUICE_H2_INTERNAL_ERROR);
+        return rv;
+    }
+    if (source)
+        set_source(s, st, source);
+    else
+        st->send_closed = 1;
+    if (stream_id)
+        *stream_id = st->id;
+    return 0;
+}
+
+static sl_stream *server_stream(sluice_session *s, uint32_t id)
+{
+    if (!s || s->role != SLUICE_ROLE_SERVER || s->fatal)
+        return NULL;
+    sl_stream *st = sl_stream_map_get(&s->streams, id);
+    if (!st || st->send_closed || st->headers_sent)
+        return NULL;
+    return st;
+}
+
+int sluice_session_submit_response(sluice_session *s, uint32_t stream_id,
+                                   const sluice_nv *nv, size_t n,
+                                   const sluice_data_source *source)
+{
+    if ((n && !nv) || (source && !source->read))
+        return SLUICE_ERR_INVAL;
+    sl_stream *st = server_stream(s, stream_id);
+    if (!st)
+        return s && !s->fatal ? SLUICE_ERR_NOT_FOUND : SLUICE_ERR_STATE;
+    sl_http_response res;
+    if (sl_http_check_response(nv, n, &res) != 0 || res.status < 200 || check_fields(nv, n) != 0)
+        return SLUICE_ERR_INVAL;
+    int rv = sl_session_send_headers(s, st->id, nv, n, source == NULL);
+    if (rv != 0)
+        return rv;
+    st->headers_sent = 1;
+    if (source)
+        set_source(s, st, source);
+    else
+        local_end(s, st);
+    return 0;
+}
+
+int sluice_session_submit_info(sluice_session *s, uint32_t stream_id, const sluice_nv *nv,
+                               size_t n)
+{
+    if (n && !nv)
+        return SLUICE_ERR_INVAL;
+    sl_stream *st = server_stream(s, stream_id);
+    if (!st)
+        return s && !s->fatal ? SLUICE_ERR_NOT_FOUND : SLUICE_ERR_STATE;
+    sl_http_response res;
+    if (sl_http_check_response(nv, n, &res) != 0 || res.status >= 200 || res.status == 101 ||
+        check_fields(nv, n) != 0)
+        return SLUICE_ERR_INVAL;
+    return sl_session_send_headers(s, st->id, nv, n, 0);
+}
+
+/* Trailers are copied: they may go out long after this call returns. */
+static int copy_trailers(sluice_session *s, sl_stream *st, const sluice_nv *nv, size_t n)
+{
+    size_t bytes = n * sizeof(sluice_nv);
+    for (size_t i = 0; i < n; i++)
+        bytes += nv[i].name_len + nv[i].value_len;
+    sluice_nv *t = sl_malloc(&s->mem, bytes ? bytes : 1);
+    if (!t)
+        return SLUICE_ERR_NOMEM;
+    uint8_t *p = (uint8_t *)(t + n);
+    for (size_t i = 0; i < n; i++) {
+        t[i] = nv[i];
+        memcpy(p, nv[i].name, nv[i].name_len);
+        t[i].name = p;
+        p += nv[i].name_len;
+        if (nv[i].value_len)
+            memcpy(p, nv[i].value, nv[i].value_len);
+        t[i].value = p;
+        p += nv[i].value_len;
+    }
+    st->trailers = t;
+    st->ntrailers = n;
+    return 0;
+}
+
+int sluice_session_submit_trailers(sluice_session *s, uint32_t stream_id,
+                                   const sluice_nv *nv, size_t n)
+{
+    if (!s || (n && !nv))
+        return SLUICE_ERR_INVAL;
+    sl_stream *st = sl_stream_map_get(&s->streams, stream_id);
+    if (!st || s->fatal)
+        return SLUICE_ERR_NOT_FOUND;
+    if (st->send_closed || !st->headers_sent || !st->has_source || st->trailers)
+        return SLUICE_ERR_STATE;
+    if (sl_http_check_trailers(nv, n) != 0 || check_fields(nv, n) != 0)
+        return SLUICE_ERR_INVAL;
+    int rv = copy_trailers(s, st, nv, n);
+    if (rv == 0 && st->awaiting_trailers)
+        rv = send_trailers(s, st);
+    return rv;
+}
+
+int sluice_session_resume_data(sluice_session *s, uint32_t stream_id)
+{
+    sl_stream *st = s ? sl_stream_map_get(&s->streams, stream_id) : NULL;
+    if (!st)
+        return SLUICE_ERR_NOT_FOUND;
+    if (!st->has_source || st->source_eof || st->send_closed)
+        return SLUICE_ERR_STATE;
+    st->source_deferred = 0;
+    sl_session_ready_add(s, st);
+    return 0;
+}
+
+int sluice_session_submit_rst(sluice_session *s, uint32_t stream_id, uint32_t error_code)
+{
+    sl_stream *st = s ? sl_stream_map_get(&s->streams, stream_id) : NULL;
+    if (!st)
+        return SLUICE_ERR_NOT_FOUND;
+    int rv = sl_session_send_rst(s, stream_id, error_code);
+    if (rv == 0)
+        sl_session_close_stream(s, st, error_code == SLUICE_H2_NO_ERROR ?
+                                           SLUICE_H2_CANCEL : error_code);
+    return rv;
+}
+
+int sluice_session_submit_ping(sluice_session *s, const uint8_t opaque[8])
+{
+    static const uint8_t zero[8];
+    uint8_t f[SL_FRAME_HDR_LEN + 8];
+    if (!s)
+        return SLUICE_ERR_INVAL;
+    long n = sl_frame_encode_ping(f, sizeof(f), opaque ? opaque : zero, 0);
+    return n < 0 ? (int)n : sl_session_queue_control(s, f, (size_t)n);
+}
+
+int sluice_session_submit_settings(sluice_session *s, const uint32_t *ids_values, size_t n)
+{
+    sl_setting v[16];
+    if (!s || n > 16 || (n && !ids_values))
+        return SLUICE_ERR_INVAL;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id = ids_values[2 * i], val = ids_values[2 * i + 1];
+        if (id > 0xffff || sl_settings_check((uint16_t)id, val) != 0 ||
+            (id == SL_SETTINGS_ENABLE_PUSH && val != 0))
+            return SLUICE_ERR_INVAL;
+        v[i] = (sl_setting){(uint16_t)id, val};
+    }
+    return sl_session_send_settings(s, v, n);
+}
+
+int sluice_session_goaway(sluice_session *s, uint32_t error_code, const char *debug,
+                          int graceful)
+{
+    if (!s)
+        return SLUICE_ERR_INVAL;
+    if (s->goaway_phase == 2 || s->fatal)
+        return SLUICE_ERR_STATE;
+    if (!graceful || error_code != SLUICE_H2_NO_ERROR)
+        return sl_session_send_goaway(s, s->last_peer_stream, error_code, debug);
+    if (s->goaway_phase == 1)
+        return 0;
+    /* §6.8: a first GOAWAY with 2^31-1 and a PING; streams the peer opens
+     * meanwhile are still served; the final GOAWAY follows the PING ACK. */
+    uint8_t f[SL_FRAME_HDR_LEN + 8];
+    long n = sl_frame_encode_goaway(f, sizeof(f), SL_MAX_WINDOW, SLUICE_H2_NO_ERROR,
+                                    (const uint8_t *)debug, 0);
+    int rv = n < 0 ? (int)n : sl_outq_append(&s->out, f, (size_t)n);
+    if (rv != 0)
+        return rv;
+    memcpy(s->goaway_ping, "sl-drain", 8);
+    rv = sluice_session_submit_ping(s, s->goaway_ping);
+    if (rv != 0)
+        return rv;
+    s->goaway_phase = 1;
+    s->goaway_ping_at = s->now;
+    s->stats.goaway_sent = 1;
+    s->stats.goaway_sent_code = SLUICE_H2_NO_ERROR;
+    return 0;
+}
