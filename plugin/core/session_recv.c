@@ -230,9 +230,9 @@ static int trailers(sluice_session *s, sl_stream *st, int end_stream, int too_la
                                        "trailers without END_STREAM");
     if (too_large)
         return sl_session_stream_error(s, st->id, SLUICE_H2_CANCEL, "trailers too large");
-    if (sl_http_check_trailers(s->fields.nv, s->fields.n) != 0)
-        return sl_session_stream_error(s, st->id, SLUICE_H2_PROTOCOL_ERROR,
-                                       "malformed trailers");
+    const char *why = NULL;
+    if (sl_http_check_trailers_why(s->fields.nv, s->fields.n, &why) != 0)
+        return sl_session_stream_error(s, st->id, SLUICE_H2_PROTOCOL_ERROR, why);
     return deliver(s, st, SLUICE_HEADERS_TRAILERS, 1);
 }
 
@@ -270,7 +270,7 @@ static int new_request(sluice_session *s, uint32_t id, int end_stream, int too_l
                                        "stream depends on itself"); /* §5.3.1 */
     sl_http_request req;
     if (sl_http_check_request(s->fields.nv, s->fields.n, 0, &req) != 0)
-        return sl_session_stream_error(s, id, SLUICE_H2_PROTOCOL_ERROR, "malformed request");
+        return sl_session_stream_error(s, id, SLUICE_H2_PROTOCOL_ERROR, req.reason);
     sl_stream *st = sl_session_new_stream(s, id, 1);
     if (!st)
         return SLUICE_ERR_NOMEM;
@@ -284,7 +284,7 @@ static int response(sluice_session *s, sl_stream *st, int end_stream, int too_la
         return sl_session_stream_error(s, st->id, SLUICE_H2_CANCEL, "response headers too large");
     sl_http_response res;
     if (sl_http_check_response(s->fields.nv, s->fields.n, &res) != 0)
-        return sl_session_stream_error(s, st->id, SLUICE_H2_PROTOCOL_ERROR, "malformed response");
+        return sl_session_stream_error(s, st->id, SLUICE_H2_PROTOCOL_ERROR, res.reason);
     if (res.status < 200) {
         if (end_stream) /* §8.1: 1xx never ends a stream */
             return sl_session_stream_error(s, st->id, SLUICE_H2_PROTOCOL_ERROR,

@@ -334,9 +334,7 @@ static int pull_data(sluice_session *s, sl_stream *st, size_t budget)
     uint8_t hdr[SL_FRAME_HDR_LEN];
     sl_frame_pack_header(hdr, (uint32_t)n, SL_FRAME_DATA, end_stream ? SL_FLAG_END_STREAM : 0,
                          st->id);
-    int rv = sl_outq_append(&s->out, hdr, sizeof(hdr));
-    if (rv == 0 && n > 0)
-        rv = sl_outq_append_borrowed(&s->out, data, (size_t)n, st->id);
+    int rv = sl_outq_append_data(&s->out, hdr, sizeof(hdr), data, (size_t)n, st->id);
     if (rv != 0)
         return rv;
     s->stats.frames_out++;
