@@ -351,7 +351,9 @@ SLUICE_API long sluice_session_recv(sluice_session *s, const uint8_t *in,
 /* Bytes to write: fills up to iovcnt iovecs with at most max_bytes (the
  * host decides how much the socket should take now). Returns the number of
  * iovecs, 0 when there is nothing to write. Call sluice_session_output_done()
- * with the bytes actually written before the next call. */
+ * with the bytes actually written before the next call. The iovecs are
+ * valid only until the next call into the session: write them at once
+ * (writev, SSL_write) rather than holding them for an asynchronous write. */
 SLUICE_API int sluice_session_output(sluice_session *s, sluice_iovec *iov,
                                      int iovcnt, size_t max_bytes, uint64_t now);
 SLUICE_API int sluice_session_output_done(sluice_session *s, size_t written);

@@ -59,8 +59,9 @@ typedef struct sl_priority_spec {
 } sl_priority_spec;
 
 /* A decoded frame. Pointers refer either to the caller's input or to the
- * decoder's buffer, and are valid until the next sl_frame_decode() call.
- * Padding has already been stripped and checked. */
+ * decoder's buffer, and are valid until the next sl_frame_decode() call;
+ * they are never NULL, even for empty fields. Padding has already been
+ * stripped and checked. */
 typedef struct sl_frame {
     uint32_t length; /* payload length as on the wire, padding included */
     uint8_t type;
@@ -115,6 +116,7 @@ typedef struct sl_frame_decoder {
      * may come next (§6.10). */
     uint32_t continuation_stream;
     int failed;
+    sl_frame_error fail; /* returned again by every call once failed */
     size_t hdr_have;
     uint8_t hdr[SL_FRAME_HDR_LEN];
     uint8_t *buf;      /* payload of a frame that arrived in pieces */
@@ -124,14 +126,16 @@ typedef struct sl_frame_decoder {
 
 void sl_frame_decoder_init(sl_frame_decoder *d, const sl_mem *mem);
 void sl_frame_decoder_free(sl_frame_decoder *d);
-/* Apply our own SETTINGS_MAX_FRAME_SIZE once the peer has acknowledged it. */
+/* Apply our own SETTINGS_MAX_FRAME_SIZE once the peer has acknowledged it.
+ * Values outside 16384..16777215 are clamped into that range. */
 void sl_frame_decoder_set_max_frame_size(sl_frame_decoder *d, uint32_t size);
 
 /* Decode at most one frame from in[0..len). Sets *consumed to the bytes
  * used. Returns 1 with *f filled when a whole frame was decoded, 0 when all
  * input was consumed without completing a frame, or a negative SLUICE_ERR_*
  * with *e filled. For a stream error (e->stream_scope) the frame is
- * consumed and decoding may go on; for anything else it may not. */
+ * consumed and decoding may go on; for anything else (SLUICE_ERR_NOMEM
+ * included) it may not, and every later call returns the same error. */
 int sl_frame_decode(sl_frame_decoder *d, const uint8_t *in, size_t len,
                     size_t *consumed, sl_frame *f, sl_frame_error *e);
 
