@@ -301,7 +301,8 @@ static int send_trailers(sluice_session *s, sl_stream *st)
 }
 
 /* Pull one DATA frame from a stream's source. Returns 1 when a frame was
- * queued, 0 when the stream has nothing to send now, or an error. */
+ * queued and more may follow, 2 when that was the stream's last (st may be
+ * gone), 0 when the stream has nothing to send now, or an error. */
 static int pull_data(sluice_session *s, sl_stream *st, size_t budget)
 {
     int64_t win = st->send_window < s->send_window ? st->send_window : s->send_window;
@@ -344,14 +345,14 @@ static int pull_data(sluice_session *s, sl_stream *st, size_t budget)
         return 1;
     st->source_eof = 1;
     if (end_stream)
-        local_end(s, st);
+        local_end(s, st); /* may free st */
     else if (st->trailers)
         rv = send_trailers(s, st);
     else {
         st->awaiting_trailers = 1;
         sl_session_ready_del(s, st);
     }
-    return rv < 0 ? rv : 1;
+    return rv < 0 ? rv : 2;
 }
 
 /* Fill the queue with DATA up to budget bytes, round-robin over ready
@@ -366,7 +367,7 @@ static int fill_data(sluice_session *s, size_t budget)
             return rv;
         size_t added = sl_outq_pending(&s->out) - before;
         budget = added < budget ? budget - added : 0;
-        if (rv == 1 && st->in_ready && st == s->ready_head) { /* rotate */
+        if (rv == 1 && st->in_ready && st == s->ready_head) { /* round robin */
             sl_session_ready_del(s, st);
             sl_session_ready_add(s, st);
         }
