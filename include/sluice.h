@@ -69,6 +69,8 @@ enum sluice_error {
     /* Decoded header list larger than the configured limit. The HPACK state
      * stays in sync, so the caller may answer 431 or reset just the stream. */
     SLUICE_ERR_HEADER_LIST_TOO_LARGE = -60
+
+    /* -300..-399 are reserved for the HTTP/1.1 codec's detailed errors. */
 };
 
 /* A human-readable message for any sluice_error; never NULL. */

@@ -546,7 +546,8 @@ static long check_preface(sluice_session *s, const uint8_t *in, size_t len)
 {
     size_t off = SL_PREFACE_LEN - s->preface_left;
     size_t n = len < s->preface_left ? len : s->preface_left;
-    if (memcmp(in, SL_PREFACE + off, n) != 0)
+    static const char magic[] = SL_PREFACE;
+    if (memcmp(in, magic + off, n) != 0)
         return CONN_ERR(s, SLUICE_H2_PROTOCOL_ERROR, "invalid connection preface");
     s->preface_left -= n;
     return (long)n;
