@@ -149,7 +149,8 @@ typedef struct sluice_hpack_options {
     uint32_t max_header_list_size;
     /* Encoder: values longer than this are never added to the dynamic
      * table, so that one large value cannot evict the useful entries.
-     * Default 256. */
+     * Default 3072; entries over 3/4 of the table are never indexed
+     * either. */
     uint32_t max_indexed_value_len;
     /* Encoder: 1 (default) to Huffman-code strings when that is shorter,
      * 0 to never Huffman-code. */
@@ -183,11 +184,15 @@ SLUICE_API size_t sluice_hpack_encode_bound(const sluice_hpack_encoder *enc,
  *
  * Indexing rule: fields flagged NEVER_INDEX, and the names authorization,
  * proxy-authorization, and cookie values under 20 bytes, are sent
- * never-indexed; values that change with every message (:path, date,
+ * never-indexed; values that change with every message (:path,
  * content-length, etag, last-modified, age, expires, location, set-cookie,
  * if-modified-since, if-none-match, content-range) and values longer than
  * max_indexed_value_len or bigger than 3/4 of the table are sent without
- * indexing; everything else is added to the dynamic table. */
+ * indexing; everything else is added to the dynamic table.
+ *
+ * A decoder created with max_table_size below 4096 expects the peer's
+ * first block to start with a size update (RFC 7541 §4.2), and an encoder
+ * created so sends one. */
 SLUICE_API int sluice_hpack_encode(sluice_hpack_encoder *enc, const sluice_nv *nv,
                                    size_t n, uint8_t *out, size_t cap,
                                    size_t *out_len);

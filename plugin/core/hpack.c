@@ -7,7 +7,7 @@
 
 #define DEFAULT_TABLE_SIZE 4096u  /* RFC 9113 §6.5.2 initial value */
 #define DEFAULT_LIST_SIZE 65536u
-#define DEFAULT_INDEXED_VALUE 256u
+#define DEFAULT_INDEXED_VALUE 3072u  /* the 3/4-of-table rule decides first */
 #define COOKIE_CRUMB_MIN 20u      /* shorter cookies are guessable secrets */
 
 struct sluice_hpack_encoder {
@@ -210,7 +210,7 @@ static int is_volatile(const sluice_nv *nv)
 {
     switch (nv->name_len) {
     case 3: return NAME_IS(nv, "age");
-    case 4: return NAME_IS(nv, "date") || NAME_IS(nv, "etag");
+    case 4: return NAME_IS(nv, "etag");
     case 5: return NAME_IS(nv, ":path");
     case 7: return NAME_IS(nv, "expires");
     case 8: return NAME_IS(nv, "location");
@@ -458,10 +458,11 @@ static int get_str(sluice_hpack_decoder *d, const uint8_t **pp, const uint8_t *e
  * new entry cannot evict or move it first (RFC 7541 §4.4). */
 static int detach_name(sluice_hpack_decoder *d, str_ref *name, size_t *scratch_used)
 {
-    int rv = reserve_scratch(d, *scratch_used + name->len);
+    int rv = reserve_scratch(d, *scratch_used + name->len + 1);
     if (rv != 0)
         return rv;
-    memcpy(d->scratch + *scratch_used, name->p, name->len);
+    if (name->len)
+        memcpy(d->scratch + *scratch_used, name->p, name->len);
     name->off = *scratch_used;
     name->in_scratch = 1;
     *scratch_used += name->len;

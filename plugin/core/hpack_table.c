@@ -191,7 +191,9 @@ int sl_hpack_table_add(sl_hpack_table *t, const uint8_t *name, size_t name_len,
     }
     while (t->size + esize > t->max_size)
         evict_oldest(t);
-    int rv = reserve_bytes(t, name_len + value_len);
+    /* At least one byte, so entries always point into a real buffer even
+     * when name and value are both empty. */
+    int rv = reserve_bytes(t, name_len + value_len ? name_len + value_len : 1);
     if (rv == 0)
         rv = reserve_entry(t);
     if (rv != 0)
