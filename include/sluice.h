@@ -308,7 +308,8 @@ typedef struct sluice_session_callbacks {
     /* The peer finished its side of the stream (END_STREAM). */
     int (*on_stream_end)(sluice_session *s, uint32_t stream_id, void *ud);
     /* The stream is gone: completed (error_code NO_ERROR) or reset by
-     * either side (the RFC 9113 §7 code). Its id is not valid afterwards. */
+     * either side (the RFC 9113 §7 code). During the call its user data
+     * can still be read; no other call can use the stream any more. */
     int (*on_stream_close)(sluice_session *s, uint32_t stream_id,
                            uint32_t error_code, void *ud);
     int (*on_goaway)(sluice_session *s, uint32_t last_stream_id,
@@ -347,6 +348,10 @@ SLUICE_API int sluice_session_new(sluice_session **out, int role,
                                   const sluice_session_callbacks *cb, void *ud,
                                   const sluice_session_options *opt,
                                   const sluice_allocator *alloc, uint64_t now);
+/* Streams still open get on_stream_close (CANCEL), then borrowed body
+ * bytes never written get on_data_sent, so the application can free what
+ * it hung on them; those callbacks must not call into the session other
+ * than to read stream user data. */
 SLUICE_API void sluice_session_free(sluice_session *s);
 
 /* Feed received bytes. Returns the count consumed (all of them), or a

@@ -194,13 +194,28 @@ static void free_stream(sl_stream *st, void *ud)
     sl_free(&s->mem, st);
 }
 
+/* Streams still open when the session goes: the application hears of
+ * each (CANCEL) so it can free what it hung on them. */
+static void drop_stream(sl_stream *st, void *ud)
+{
+    sluice_session *s = ud;
+    st->closed = 1;
+    if (s->cb.on_stream_close)
+        s->cb.on_stream_close(s, st->id, SLUICE_H2_CANCEL, s->ud);
+    sl_stream_map_del(&s->streams, st);
+    free_stream(st, s);
+}
+
 void sluice_session_free(sluice_session *s)
 {
     if (!s)
         return;
-    sl_stream_map_each(&s->streams, free_stream, s);
+    /* Callbacks below may call back in; nothing may be queued any more. */
+    s->fatal = s->fatal ? s->fatal : SLUICE_ERR_STATE;
+    s->ready_head = s->ready_tail = NULL;
+    sl_stream_map_each(&s->streams, drop_stream, s);
     sl_stream_map_free(&s->streams);
-    sl_outq_free(&s->out);
+    sl_outq_free(&s->out); /* on_data_sent for borrowed bytes not written */
     sl_frame_decoder_free(&s->fd);
     sluice_hpack_encoder_free(s->enc);
     sluice_hpack_decoder_free(s->dec);
@@ -219,7 +234,12 @@ static void apply_recv_delta(sl_stream *st, void *ud)
 {
     struct window_delta *wd = ud;
     st->recv_window += wd->delta;
-    st->recv_target = (uint32_t)((int64_t)st->recv_target + wd->delta);
+    /* A target the application chose stays; the default one follows. */
+    int64_t t = st->target_set ? st->recv_target : (int64_t)st->recv_target + wd->delta;
+    st->recv_target = (uint32_t)(t < 0 ? 0 : t > SL_MAX_WINDOW ? SL_MAX_WINDOW : t);
+    /* A window the ACK pushed below zero with nothing left to consume
+     * would wait forever: credit it now (§6.9.2). */
+    sl_session_credit(wd->s, st);
 }
 
 int sl_session_apply_local_settings(sluice_session *s, const sl_pending_settings *p)
@@ -249,20 +269,31 @@ int sl_session_apply_local_settings(sluice_session *s, const sl_pending_settings
     return 0;
 }
 
-int sl_session_recently_reset(const sluice_session *s, uint32_t id)
+static int in_ring(const uint32_t *ring, uint32_t id)
 {
     for (size_t i = 0; i < SL_RESET_RING; i++)
-        if (s->reset_ring[i] == id)
+        if (ring[i] == id)
             return 1;
     return 0;
 }
 
+int sl_session_recently_reset(const sluice_session *s, uint32_t id)
+{
+    return in_ring(s->reset_ring, id);
+}
+
+int sl_session_recently_closed(const sluice_session *s, uint32_t id)
+{
+    return in_ring(s->closed_ring, id);
+}
+
 /* Remove a stream for good: give back the connection window its unread
- * data held, tell the application, and free it. */
+ * data held, tell the application (the stream's user data is still there
+ * during the call, but no call can use the stream), and free it. */
 void sl_session_close_stream(sluice_session *s, sl_stream *st, uint32_t code)
 {
     sl_session_ready_del(s, st);
-    sl_stream_map_del(&s->streams, st);
+    st->closed = 1;
     if (st->peer_initiated)
         s->peer_streams--;
     else
@@ -270,12 +301,16 @@ void sl_session_close_stream(sluice_session *s, sl_stream *st, uint32_t code)
     if (code != SLUICE_H2_NO_ERROR) {
         s->reset_ring[s->reset_pos] = st->id;
         s->reset_pos = (s->reset_pos + 1) % SL_RESET_RING;
+    } else {
+        s->closed_ring[s->closed_pos] = st->id;
+        s->closed_pos = (s->closed_pos + 1) % SL_RESET_RING;
     }
     s->recv_buffered -= st->recv_buffered;
-    uint32_t id = st->id;
-    free_stream(st, s);
+    st->recv_buffered = 0;
     if (s->cb.on_stream_close)
-        s->cb.on_stream_close(s, id, code, s->ud);
+        s->cb.on_stream_close(s, st->id, code, s->ud);
+    sl_stream_map_del(&s->streams, st);
+    free_stream(st, s);
     sl_session_credit(s, NULL);
 }
 
@@ -284,8 +319,8 @@ uint64_t sluice_session_next_deadline(const sluice_session *s)
     uint64_t d = UINT64_MAX;
     if (!s || s->fatal)
         return d;
-    if (s->npending && s->settings_sent_at + s->opt.settings_timeout_ns < d)
-        d = s->settings_sent_at + s->opt.settings_timeout_ns;
+    if (s->npending && s->pending[0].sent_at + s->opt.settings_timeout_ns < d)
+        d = s->pending[0].sent_at + s->opt.settings_timeout_ns;
     if (s->goaway_phase == 1 && s->goaway_ping_at + s->opt.goaway_timeout_ns < d)
         d = s->goaway_ping_at + s->opt.goaway_timeout_ns;
     return d;
@@ -298,7 +333,7 @@ int sluice_session_handle_timeout(sluice_session *s, uint64_t now)
     s->now = now;
     if (s->fatal)
         return s->fatal;
-    if (s->npending && now >= s->settings_sent_at + s->opt.settings_timeout_ns)
+    if (s->npending && now >= s->pending[0].sent_at + s->opt.settings_timeout_ns)
         return sl_session_conn_error(s, SLUICE_ERR_SETTINGS_TIMEOUT,
                                      SLUICE_H2_SETTINGS_TIMEOUT, "SETTINGS not acknowledged");
     if (s->goaway_phase == 1 && now >= s->goaway_ping_at + s->opt.goaway_timeout_ns)

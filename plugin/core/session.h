@@ -32,6 +32,7 @@ typedef struct sl_settings {
 typedef struct sl_pending_settings {
     sl_setting s[16];
     size_t n;
+    uint64_t sent_at;
 } sl_pending_settings;
 
 /* A header block being assembled from HEADERS + CONTINUATION. */
@@ -42,7 +43,6 @@ typedef struct sl_hblock {
     uint32_t frames;     /* CONTINUATIONs so far */
     int end_stream;
     int active;
-    int self_dependent;  /* HEADERS priority named its own stream */
 } sl_hblock;
 
 /* Decoded fields of the current block: names and values copied out of
@@ -75,7 +75,6 @@ struct sluice_session {
     sl_settings remote;
     sl_pending_settings pending[SL_MAX_PENDING_SETTINGS];
     size_t npending;
-    uint64_t settings_sent_at; /* of the oldest unacknowledged SETTINGS */
 
     sl_stream_map streams;
     uint32_t last_peer_stream; /* highest id the peer opened (§5.1.1) */
@@ -83,8 +82,10 @@ struct sluice_session {
     uint32_t peer_streams;     /* peer-initiated, open or half-closed */
     uint32_t local_streams;
     sl_stream *ready_head, *ready_tail; /* streams with body to send */
-    uint32_t reset_ring[SL_RESET_RING]; /* streams we reset recently */
+    uint32_t reset_ring[SL_RESET_RING]; /* streams reset recently */
     size_t reset_pos;
+    uint32_t closed_ring[SL_RESET_RING]; /* streams closed normally */
+    size_t closed_pos;
 
     int64_t send_window;   /* connection windows (§6.9) */
     int64_t recv_window;
@@ -108,12 +109,20 @@ struct sluice_session {
     sluice_session_stats stats;
 };
 
+/* A stream that is open for use: not being closed. */
+static inline sl_stream *sl_session_stream(const sluice_session *s, uint32_t id)
+{
+    sl_stream *st = sl_stream_map_get(&s->streams, id);
+    return st && !st->closed ? st : NULL;
+}
+
 /* session.c */
 void sl_session_log(sluice_session *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int sl_session_apply_local_settings(sluice_session *s, const sl_pending_settings *p);
 void sl_session_close_stream(sluice_session *s, sl_stream *st, uint32_t code);
 int sl_session_recently_reset(const sluice_session *s, uint32_t id);
+int sl_session_recently_closed(const sluice_session *s, uint32_t id);
 
 /* session_recv.c */
 int sl_session_recv_frame(sluice_session *s, const sl_frame *f);

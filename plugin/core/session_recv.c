@@ -35,6 +35,17 @@ static int is_idle(const sluice_session *s, uint32_t id)
     return id >= s->next_local_stream;
 }
 
+/* Frames on a stream we reset recently, or on one the peer opened after
+ * our final GOAWAY (§6.8), may be in flight through no fault of the peer:
+ * they are dropped without an answer. */
+static int ignored(const sluice_session *s, uint32_t id)
+{
+    int peer_parity = (id & 1) == (s->role == SLUICE_ROLE_SERVER ? 1u : 0u);
+    if (peer_parity && s->goaway_phase == 2 && id > s->goaway_last_id)
+        return 1;
+    return sl_session_recently_reset(s, id);
+}
+
 /* ---- DATA (§6.1) --------------------------------------------------------- */
 
 /* Bytes the application will never see (padding, data on streams that
@@ -50,13 +61,14 @@ static int end_of_stream(sluice_session *s, sl_stream *st)
     if (st->content_length >= 0 && st->data_received != (uint64_t)st->content_length)
         return sl_session_stream_error(s, st->id, SLUICE_H2_PROTOCOL_ERROR,
                                        "content-length does not match DATA"); /* §8.1.1 */
+    uint32_t id = st->id;
     st->recv_closed = 1;
     if (s->cb.on_stream_end) {
-        int rv = s->cb.on_stream_end(s, st->id, s->ud);
+        int rv = s->cb.on_stream_end(s, id, s->ud);
         if (rv < 0)
             return rv;
     }
-    st = sl_stream_map_get(&s->streams, st->id); /* the callback may have reset it */
+    st = sl_session_stream(s, id); /* the callback may have reset it */
     if (st && st->send_closed)
         sl_session_close_stream(s, st, SLUICE_H2_NO_ERROR);
     return 0;
@@ -68,12 +80,12 @@ static int on_data(sluice_session *s, const sl_frame *f)
     if (len > s->recv_window) /* §6.9.1 */
         return CONN_ERR(s, SLUICE_H2_FLOW_CONTROL_ERROR, "DATA beyond connection window");
     s->recv_window -= len;
-    sl_stream *st = sl_stream_map_get(&s->streams, f->stream_id);
+    sl_stream *st = sl_session_stream(s, f->stream_id);
     if (!st) {
         if (is_idle(s, f->stream_id))
             return CONN_ERR(s, SLUICE_H2_PROTOCOL_ERROR, "DATA on idle stream");
         int rv = release_conn(s, len);
-        if (rv == 0 && !sl_session_recently_reset(s, f->stream_id))
+        if (rv == 0 && !ignored(s, f->stream_id))
             rv = sl_session_stream_error(s, f->stream_id, SLUICE_H2_STREAM_CLOSED,
                                          "DATA on closed stream");
         return rv;
@@ -108,7 +120,7 @@ static int on_data(sluice_session *s, const sl_frame *f)
             int rv = s->cb.on_data(s, st->id, f->u.data.data, n, s->ud);
             if (rv < 0)
                 return rv;
-            st = sl_stream_map_get(&s->streams, f->stream_id);
+            st = sl_session_stream(s, f->stream_id);
             if (!st)
                 return 0;
         }
@@ -211,15 +223,15 @@ static int decode_block(sluice_session *s)
 
 static int deliver(sluice_session *s, sl_stream *st, int kind, int end_stream)
 {
+    uint32_t id = st->id;
     if (s->cb.on_headers) {
-        int rv = s->cb.on_headers(s, st->id, kind, s->fields.nv, s->fields.n, end_stream,
-                                  s->ud);
+        int rv = s->cb.on_headers(s, id, kind, s->fields.nv, s->fields.n, end_stream, s->ud);
         if (rv < 0)
             return rv;
     }
     if (!end_stream)
         return 0;
-    st = sl_stream_map_get(&s->streams, st->id);
+    st = sl_session_stream(s, id); /* the callback may have reset it */
     return st ? end_of_stream(s, st) : 0;
 }
 
@@ -265,9 +277,6 @@ static int new_request(sluice_session *s, uint32_t id, int end_stream, int too_l
                                        "too many concurrent streams");
     if (too_large)
         return reject_431(s, id, end_stream);
-    if (s->hb.self_dependent)
-        return sl_session_stream_error(s, id, SLUICE_H2_PROTOCOL_ERROR,
-                                       "stream depends on itself"); /* §5.3.1 */
     sl_http_request req;
     if (sl_http_check_request(s->fields.nv, s->fields.n, 0, &req) != 0)
         return sl_session_stream_error(s, id, SLUICE_H2_PROTOCOL_ERROR, req.reason);
@@ -305,15 +314,18 @@ static int header_block_done(sluice_session *s)
     if (too_large < 0)
         return too_large;
     uint32_t id = hb->stream_id;
-    sl_stream *st = sl_stream_map_get(&s->streams, id);
+    sl_stream *st = sl_session_stream(s, id);
     if (!st) {
         if (s->role == SLUICE_ROLE_SERVER && is_idle(s, id))
             return new_request(s, id, hb->end_stream, too_large);
         if (is_idle(s, id))
             return CONN_ERR(s, SLUICE_H2_PROTOCOL_ERROR, "HEADERS on idle stream");
-        if (sl_session_recently_reset(s, id))
+        if (ignored(s, id))
             return 0;
-        return CONN_ERR(s, SLUICE_H2_STREAM_CLOSED, "HEADERS on closed stream");
+        if (sl_session_recently_closed(s, id))
+            return CONN_ERR(s, SLUICE_H2_STREAM_CLOSED, "HEADERS on closed stream");
+        /* §5.1.1: an id below one already used that never was a stream */
+        return CONN_ERR(s, SLUICE_H2_PROTOCOL_ERROR, "stream id not increasing");
     }
     if (st->recv_closed)
         return sl_session_stream_error(s, id, SLUICE_H2_STREAM_CLOSED,
@@ -331,8 +343,6 @@ static int on_headers(sluice_session *s, const sl_frame *f)
     hb->active = 1;
     hb->stream_id = f->stream_id;
     hb->end_stream = (f->flags & SL_FLAG_END_STREAM) != 0;
-    hb->self_dependent = f->u.headers.has_priority &&
-                         f->u.headers.pri.dep_stream_id == f->stream_id;
     int rv = hb_append(s, f->u.headers.block, f->u.headers.len);
     if (rv == 0 && (f->flags & SL_FLAG_END_HEADERS))
         rv = header_block_done(s);
@@ -361,7 +371,7 @@ static int on_rst_stream(sluice_session *s, const sl_frame *f)
     /* Rapid reset (CVE-2023-44487): open and cancel at once, forever. */
     if (!sl_bucket_take(&s->b_rst_received, s->now))
         return calm(s, "RST_STREAM flood");
-    sl_stream *st = sl_stream_map_get(&s->streams, f->stream_id);
+    sl_stream *st = sl_session_stream(s, f->stream_id);
     if (st)
         sl_session_close_stream(s, st, f->u.rst_stream.error_code);
     return 0;
@@ -415,7 +425,6 @@ static int on_settings(sluice_session *s, const sl_frame *f)
         sl_session_apply_local_settings(s, &s->pending[0]);
         memmove(&s->pending[0], &s->pending[1], (s->npending - 1) * sizeof(s->pending[0]));
         s->npending--;
-        s->settings_sent_at = s->now;
         if (s->cb.on_settings_ack)
             return s->cb.on_settings_ack(s, s->ud);
         return 0;
@@ -486,7 +495,7 @@ static int on_window_update(sluice_session *s, const sl_frame *f)
         s->send_window += inc;
         return 0;
     }
-    sl_stream *st = sl_stream_map_get(&s->streams, f->stream_id);
+    sl_stream *st = sl_session_stream(s, f->stream_id);
     if (!st) {
         if (is_idle(s, f->stream_id))
             return CONN_ERR(s, SLUICE_H2_PROTOCOL_ERROR, "WINDOW_UPDATE on idle stream");
@@ -578,7 +587,13 @@ long sluice_session_recv(sluice_session *s, const uint8_t *in, size_t len, uint6
         if (rv < 0 && e.stream_scope) {
             if (!s->settings_received)
                 return CONN_ERR(s, SLUICE_H2_PROTOCOL_ERROR, "first frame is not SETTINGS");
-            rv = sl_session_stream_error(s, e.stream_id, e.h2_code, e.reason);
+            /* §6.4: no RST_STREAM for an idle stream; §5.1 makes it ours */
+            if (is_idle(s, e.stream_id))
+                rv = sl_session_conn_error(s, e.err, e.h2_code, e.reason);
+            else if (ignored(s, e.stream_id))
+                rv = 0;
+            else
+                rv = sl_session_stream_error(s, e.stream_id, e.h2_code, e.reason);
         } else if (rv < 0) {
             rv = sl_session_conn_error(s, e.err, e.h2_code, e.reason);
         } else {

@@ -53,8 +53,7 @@ int sl_session_send_settings(sluice_session *s, const sl_setting *v, size_t n)
     sl_pending_settings *p = &s->pending[s->npending++];
     memcpy(p->s, v, n * sizeof(*v));
     p->n = n;
-    if (s->npending == 1)
-        s->settings_sent_at = s->now;
+    p->sent_at = s->now;
     return 0;
 }
 
@@ -104,7 +103,7 @@ int sl_session_stream_error(sluice_session *s, uint32_t id, uint32_t code, const
     int rv = sl_session_send_rst(s, id, code);
     if (rv != 0)
         return rv;
-    sl_stream *st = sl_stream_map_get(&s->streams, id);
+    sl_stream *st = sl_session_stream(s, id);
     if (st)
         sl_session_close_stream(s, st, code);
     else {
@@ -123,7 +122,7 @@ static uint32_t credit_due(int64_t window, size_t buffered, uint32_t target)
     int64_t due = (int64_t)target - window - (int64_t)buffered;
     if (due <= 0 || due < (int64_t)target / 2)
         return 0;
-    return (uint32_t)due;
+    return (uint32_t)(due > SL_MAX_WINDOW ? SL_MAX_WINDOW : due);
 }
 
 int sl_session_credit(sluice_session *s, sl_stream *st)
@@ -153,7 +152,7 @@ int sluice_session_consume(sluice_session *s, uint32_t stream_id, size_t n)
 {
     if (!s)
         return SLUICE_ERR_INVAL;
-    sl_stream *st = sl_stream_map_get(&s->streams, stream_id);
+    sl_stream *st = sl_session_stream(s, stream_id);
     if (!st)
         return SLUICE_ERR_NOT_FOUND; /* closing released its bytes already */
     if (n > st->recv_buffered)
@@ -181,10 +180,11 @@ int sluice_session_set_window(sluice_session *s, uint32_t stream_id, uint32_t wi
         }
         return 0;
     }
-    sl_stream *st = sl_stream_map_get(&s->streams, stream_id);
+    sl_stream *st = sl_session_stream(s, stream_id);
     if (!st)
         return SLUICE_ERR_NOT_FOUND;
     st->recv_target = window;
+    st->target_set = 1;
     int64_t due = (int64_t)window - st->recv_window - (int64_t)st->recv_buffered;
     if (due > 0 && !st->recv_closed && !s->fatal) {
         int rv = sl_session_send_window_update(s, st->id, (uint32_t)due);
@@ -483,7 +483,7 @@ static sl_stream *server_stream(sluice_session *s, uint32_t id)
 {
     if (!s || s->role != SLUICE_ROLE_SERVER || s->fatal)
         return NULL;
-    sl_stream *st = sl_stream_map_get(&s->streams, id);
+    sl_stream *st = sl_session_stream(s, id);
     if (!st || st->send_closed || st->headers_sent)
         return NULL;
     return st;
@@ -557,7 +557,7 @@ int sluice_session_submit_trailers(sluice_session *s, uint32_t stream_id,
 {
     if (!s || (n && !nv))
         return SLUICE_ERR_INVAL;
-    sl_stream *st = sl_stream_map_get(&s->streams, stream_id);
+    sl_stream *st = sl_session_stream(s, stream_id);
     if (!st || s->fatal)
         return SLUICE_ERR_NOT_FOUND;
     if (st->send_closed || !st->headers_sent || !st->has_source || st->trailers)
@@ -572,7 +572,7 @@ int sluice_session_submit_trailers(sluice_session *s, uint32_t stream_id,
 
 int sluice_session_resume_data(sluice_session *s, uint32_t stream_id)
 {
-    sl_stream *st = s ? sl_stream_map_get(&s->streams, stream_id) : NULL;
+    sl_stream *st = s ? sl_session_stream(s, stream_id) : NULL;
     if (!st)
         return SLUICE_ERR_NOT_FOUND;
     if (!st->has_source || st->source_eof || st->send_closed)
@@ -584,7 +584,7 @@ int sluice_session_resume_data(sluice_session *s, uint32_t stream_id)
 
 int sluice_session_submit_rst(sluice_session *s, uint32_t stream_id, uint32_t error_code)
 {
-    sl_stream *st = s ? sl_stream_map_get(&s->streams, stream_id) : NULL;
+    sl_stream *st = s ? sl_session_stream(s, stream_id) : NULL;
     if (!st)
         return SLUICE_ERR_NOT_FOUND;
     int rv = sl_session_send_rst(s, stream_id, error_code);

@@ -24,6 +24,8 @@ struct sl_stream {
     unsigned source_eof : 1;
     unsigned awaiting_trailers : 1; /* EOF with NO_END_STREAM, no trailers yet */
     unsigned in_ready : 1;
+    unsigned closed : 1;       /* on_stream_close is running: no more use */
+    unsigned target_set : 1;   /* the application chose recv_target */
 
     int64_t send_window; /* may go negative (§6.9.2) */
     int64_t recv_window; /* what the peer may still send */
