@@ -1,0 +1,348 @@
+/* h2conn.c — HTTP/2 on a host connection: drives the core session with
+ * socket bytes and loop time, and maps its streams to built-in responses
+ * whose bodies go out as borrowed data (never copied by the session). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+#include "http.h"
+#include "respond.h"
+
+#define NS_PER_MS 1000000ull
+
+/* A request whose stream is gone but whose body bytes the session still
+ * holds (borrowed): freed when the last of them is released. */
+typedef struct h2_req {
+    sl_req r;
+    uint32_t id;
+    int closed;
+    uint32_t close_code;
+    struct h2_req *next_zombie;
+} h2_req;
+
+typedef struct h2_state {
+    h2_req *zombies;
+} h2_state;
+
+static uint64_t now_ns(sl_conn *c)
+{
+    return sl_now_ms(c) * NS_PER_MS;
+}
+
+static size_t outstanding(const h2_req *q)
+{
+    if (q->r.body_kind == SL_BODY_ECHO)
+        return (size_t)(q->r.handed_end - q->r.released);
+    return q->r.handed;
+}
+
+static h2_state *state_of(sl_conn *c)
+{
+    return c->h2_state;
+}
+
+static h2_req *find_zombie(sl_conn *c, uint32_t id, h2_req ***link)
+{
+    h2_req **pp = &state_of(c)->zombies;
+    for (; *pp; pp = &(*pp)->next_zombie)
+        if ((*pp)->id == id) {
+            *link = pp;
+            return *pp;
+        }
+    return NULL;
+}
+
+/* ---- access log ----------------------------------------------------------- */
+
+static void access_log(sl_conn *c, h2_req *q)
+{
+    FILE *f = c->w->access_log;
+    if (!f)
+        return;
+    uint64_t dur = sl_now_ms(c) - q->r.started_ms;
+    fprintf(f, "%s %s %s %s %d %llu %llums stream=%u proto=h2 tls=%s code=%s\n", c->peer,
+            q->r.method, q->r.authority ? q->r.authority : "-", q->r.path, q->r.status,
+            (unsigned long long)q->r.sent, (unsigned long long)dur, q->id,
+            c->tls ? sl_tls_version(c->tls) : "-", sluice_h2_error_name(q->close_code));
+}
+
+/* ---- callbacks ---------------------------------------------------------- */
+
+static char *dup_n(const uint8_t *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, p, n);
+        s[n] = 0;
+    }
+    return s;
+}
+
+static long source_read(sluice_session *s, uint32_t id, const uint8_t **data, size_t max,
+                        uint32_t *flags, void *ud)
+{
+    (void)s;
+    (void)id;
+    h2_req *q = ud;
+    int eof = 0;
+    long n = sl_body_read(&q->r, data, max, &eof);
+    if (eof)
+        *flags |= SLUICE_DATA_EOF;
+    return n;
+}
+
+static int cert_covers(void *ud, const char *host, size_t len)
+{
+    return sl_tls_cert_covers(ud, host, len);
+}
+
+static int fill_request(h2_req *q, const sluice_nv *nv, size_t n)
+{
+    q->r.content_length = -1;
+    for (size_t i = 0; i < n; i++) {
+        const sluice_nv *f = &nv[i];
+        if (f->name_len == 7 && memcmp(f->name, ":method", 7) == 0) {
+            size_t k = f->value_len < sizeof(q->r.method) - 1 ? f->value_len
+                                                               : sizeof(q->r.method) - 1;
+            memcpy(q->r.method, f->value, k);
+            q->r.method[k] = 0;
+        } else if (f->name_len == 5 && memcmp(f->name, ":path", 5) == 0) {
+            q->r.path = dup_n(f->value, f->value_len);
+        } else if ((f->name_len == 10 && memcmp(f->name, ":authority", 10) == 0) ||
+                   (f->name_len == 4 && memcmp(f->name, "host", 4) == 0 && !q->r.authority)) {
+            free(q->r.authority);
+            q->r.authority = dup_n(f->value, f->value_len);
+        } else if (f->name_len == 14 && memcmp(f->name, "content-length", 14) == 0) {
+            sl_http_parse_content_length(f->value, f->value_len, &q->r.content_length);
+        }
+    }
+    q->r.is_head = strcmp(q->r.method, "HEAD") == 0;
+    if (!q->r.path)
+        q->r.path = dup_n((const uint8_t *)"/", 1); /* CONNECT has none */
+    return q->r.path ? 0 : SLUICE_ERR_NOMEM;
+}
+
+static int submit(sl_conn *c, h2_req *q)
+{
+    sluice_nv nv[SL_RESP_MAX_HDRS + 1];
+    char status[4];
+    unsigned st = (unsigned)q->r.status % 1000u;
+    status[0] = (char)('0' + st / 100);
+    status[1] = (char)('0' + st / 10 % 10);
+    status[2] = (char)('0' + st % 10);
+    status[3] = 0;
+    nv[0] = (sluice_nv){(const uint8_t *)":status", (const uint8_t *)status, 7, 3, 0};
+    memcpy(nv + 1, q->r.hdrs, q->r.nhdrs * sizeof(sluice_nv));
+    sluice_data_source src = {source_read, q};
+    int has_body = q->r.body_kind != SL_BODY_NONE;
+    return sluice_session_submit_response(c->h2, q->id, nv, q->r.nhdrs + 1,
+                                          has_body ? &src : NULL);
+}
+
+static int on_headers(sluice_session *s, uint32_t id, int kind, const sluice_nv *nv, size_t n,
+                      int end_stream, void *ud)
+{
+    sl_conn *c = ud;
+    if (kind == SLUICE_HEADERS_TRAILERS) {
+        h2_req *q = sluice_session_get_stream_user_data(s, id);
+        if (q)
+            sl_body_feed_end(&q->r);
+        return 0;
+    }
+    if (kind != SLUICE_HEADERS_REQUEST)
+        return 0;
+    h2_req *q = calloc(1, sizeof(*q));
+    if (!q || fill_request(q, nv, n) != 0) {
+        if (q)
+            sl_req_free(&q->r);
+        return sluice_session_submit_rst(s, id, SLUICE_H2_INTERNAL_ERROR);
+    }
+    q->id = id;
+    q->r.started_ms = sl_now_ms(c);
+    q->r.echo_cap = c->gen->cfg->h2.initial_window_size;
+    sluice_session_set_stream_user_data(s, id, q);
+    c->open_reqs++;
+    c->w->stats.requests++;
+    sl_respond(&q->r, c->gen->cfg, nv, n, c->tls ? cert_covers : NULL, c->tls);
+    if (end_stream)
+        sl_body_feed_end(&q->r);
+    return submit(c, q);
+}
+
+static int on_data(sluice_session *s, uint32_t id, const uint8_t *d, size_t len, void *ud)
+{
+    (void)ud;
+    h2_req *q = sluice_session_get_stream_user_data(s, id);
+    if (!q)
+        return sluice_session_consume(s, id, len);
+    if (q->r.body_received + len > q->r.max_body) /* 413 is too late now */
+        return sluice_session_submit_rst(s, id, SLUICE_H2_CANCEL);
+    size_t took = sl_body_feed(&q->r, d, len);
+    if (q->r.body_kind != SL_BODY_ECHO || took < len)
+        sluice_session_consume(s, id, q->r.body_kind == SL_BODY_ECHO ? len - took : len);
+    if (q->r.waiting)
+        sluice_session_resume_data(s, id);
+    return 0;
+}
+
+static int on_stream_end(sluice_session *s, uint32_t id, void *ud)
+{
+    (void)ud;
+    h2_req *q = sluice_session_get_stream_user_data(s, id);
+    if (q) {
+        sl_body_feed_end(&q->r);
+        if (q->r.waiting)
+            sluice_session_resume_data(s, id);
+    }
+    return 0;
+}
+
+static int on_stream_close(sluice_session *s, uint32_t id, uint32_t code, void *ud)
+{
+    sl_conn *c = ud;
+    h2_req *q = sluice_session_get_stream_user_data(s, id);
+    if (!q)
+        return 0;
+    c->open_reqs--;
+    q->close_code = code;
+    access_log(c, q);
+    if (outstanding(q) == 0) {
+        sl_req_free(&q->r);
+        return 0;
+    }
+    q->closed = 1;
+    q->next_zombie = state_of(c)->zombies;
+    state_of(c)->zombies = q;
+    return 0;
+}
+
+static void on_data_sent(sluice_session *s, uint32_t id, size_t len, void *ud)
+{
+    sl_conn *c = ud;
+    h2_req *q = sluice_session_get_stream_user_data(s, id), **link = NULL;
+    if (!q)
+        q = find_zombie(c, id, &link);
+    if (!q)
+        return;
+    sl_body_released(&q->r, len);
+    if (link) {
+        if (outstanding(q) == 0) {
+            *link = q->next_zombie;
+            sl_req_free(&q->r);
+        }
+        return;
+    }
+    if (q->r.body_kind == SL_BODY_ECHO)
+        sluice_session_consume(s, id, len);
+    if (q->r.waiting)
+        sluice_session_resume_data(s, id);
+}
+
+static void on_log(sluice_session *s, int level, const char *msg, void *ud)
+{
+    (void)s;
+    sl_conn *c = ud;
+    sl_log(level, "conn %llu %s: %s", (unsigned long long)c->id, c->peer, msg);
+}
+
+/* ---- connection glue ---------------------------------------------------- */
+
+int sl_h2_start(sl_conn *c, const uint8_t *in, size_t len)
+{
+    sluice_session_callbacks cb;
+    memset(&cb, 0, sizeof(cb));
+    cb.struct_size = sizeof(cb);
+    cb.on_headers = on_headers;
+    cb.on_data = on_data;
+    cb.on_stream_end = on_stream_end;
+    cb.on_stream_close = on_stream_close;
+    cb.on_data_sent = on_data_sent;
+    cb.on_log = on_log;
+    c->h2_state = calloc(1, sizeof(h2_state));
+    if (!c->h2_state)
+        return SLUICE_ERR_NOMEM;
+    c->proto = 1;
+    int rv = sluice_session_new(&c->h2, SLUICE_ROLE_SERVER, &cb, c, &c->gen->cfg->h2, NULL,
+                                now_ns(c));
+    if (rv != 0)
+        return rv;
+    return len ? sl_h2_input(c, in, len) : 0;
+}
+
+int sl_h2_input(sl_conn *c, const uint8_t *in, size_t len)
+{
+    long rv = sluice_session_recv(c->h2, in, len, now_ns(c));
+    if (rv < 0) /* the GOAWAY is queued: flush, then close-wait */
+        c->close_reason = SL_CLOSE_PROTOCOL;
+    return 0;
+}
+
+int sl_h2_flush(sl_conn *c)
+{
+    size_t budget = c->gen->cfg->notsent_lowat ? 4 * (size_t)c->gen->cfg->notsent_lowat
+                                               : (size_t)1 << 20;
+    while (budget > 0) {
+        sluice_iovec iov[64];
+        int n = sluice_session_output(c->h2, iov, 64, budget, now_ns(c));
+        if (n <= 0)
+            return n;
+        size_t total = 0;
+        for (int i = 0; i < n; i++)
+            total += iov[i].len;
+        long w = sl_conn_write(c, iov, n, total);
+        if (w < 0)
+            return (int)w;
+        sluice_session_output_done(c->h2, (size_t)w);
+        if ((size_t)w < total) {
+            c->write_blocked = 1;
+            return 1;
+        }
+        budget -= (size_t)w < budget ? (size_t)w : budget;
+    }
+    /* Budget used up: come back when the socket drains below the mark. */
+    if (sluice_session_want_write(c->h2))
+        c->write_blocked = 1;
+    return 1;
+}
+
+void sl_h2_goaway(sl_conn *c, int graceful)
+{
+    if (c->h2)
+        sluice_session_goaway(c->h2, SLUICE_H2_NO_ERROR, graceful ? "shutdown" : "idle",
+                              graceful);
+}
+
+int sl_h2_done(sl_conn *c)
+{
+    return !sluice_session_want_read(c->h2) && !sluice_session_want_write(c->h2);
+}
+
+uint64_t sl_h2_deadline_ms(sl_conn *c)
+{
+    uint64_t d = sluice_session_next_deadline(c->h2);
+    return d == UINT64_MAX ? d : d / NS_PER_MS + 1;
+}
+
+void sl_h2_timeout(sl_conn *c)
+{
+    if (sluice_session_handle_timeout(c->h2, now_ns(c)) < 0)
+        c->close_reason = SL_CLOSE_PROTOCOL;
+}
+
+void sl_h2_free(sl_conn *c)
+{
+    /* Freeing the session closes its streams (on_stream_close) and then
+     * releases borrowed data (on_data_sent); zombies left are ours. */
+    h2_state *st = state_of(c);
+    sluice_session_free(c->h2);
+    c->h2 = NULL;
+    if (st) {
+        while (st->zombies) {
+            h2_req *q = st->zombies;
+            st->zombies = q->next_zombie;
+            sl_req_free(&q->r);
+        }
+        free(st);
+    }
+    c->h2_state = NULL;
+}

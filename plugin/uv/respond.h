@@ -1,0 +1,75 @@
+/* respond.h — the built-in responders (static files, echo, fixed return)
+ * behind a protocol-neutral request/response object that the HTTP/2 and
+ * HTTP/1.1 front ends both drive. */
+#ifndef SL_UV_RESPOND_H
+#define SL_UV_RESPOND_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "sluice.h"
+
+enum sl_body_kind { SL_BODY_NONE, SL_BODY_MEM, SL_BODY_FILE, SL_BODY_ECHO };
+
+#define SL_RESP_MAX_HDRS 16
+#define SL_ECHO_BUF (64 * 1024)
+#define SL_FILE_BUF (32 * 1024)
+
+typedef struct sl_req {
+    /* request */
+    char method[16];
+    char *path;              /* owned, as received (with query) */
+    char *authority;         /* owned, may be NULL */
+    int is_head;
+    int64_t content_length;  /* -1: unknown */
+    uint64_t body_received;
+    uint64_t max_body;
+    uint64_t started_ms;
+    /* response */
+    int status;
+    sluice_nv hdrs[SL_RESP_MAX_HDRS];
+    size_t nhdrs;
+    char hbuf[1024];
+    size_t hlen;
+    int body_kind;
+    uint64_t body_len;       /* -1 unknown (echo without content-length) */
+    uint64_t sent;
+    /* SL_BODY_MEM */
+    const uint8_t *mem;
+    size_t mem_off;
+    /* SL_BODY_FILE and SL_BODY_ECHO: buf[off..len) is ready, of which
+     * buf[off..handed) is borrowed by the protocol until released. */
+    int fd;
+    uint64_t file_off, file_left;
+    uint8_t *buf;
+    size_t buf_cap, buf_len, buf_off, handed;
+    /* SL_BODY_ECHO is a ring: [released, handed_end) borrowed,
+     * [handed_end, written) ready; positions grow, index = pos % cap. The
+     * peer cannot send more than its window, so unreleased bytes never
+     * exceed the ring when the window is at most SL_ECHO_BUF. */
+    uint64_t released, handed_end, written;
+    size_t echo_cap;         /* ring size: at least the peer's window */
+    int in_eof;              /* echo: the request body has ended */
+    int waiting;             /* the body source said AGAIN */
+} sl_req;
+
+/* Route a request and fill the response. nv: the request's fields (valid
+ * only during the call). cert_covers: 421 check (NULL on plain text). */
+void sl_respond(sl_req *r, const sl_config *cfg, const sluice_nv *nv, size_t n,
+                int (*cert_covers)(void *ud, const char *host, size_t len), void *ud);
+/* Next body bytes: count (pointer in *p, valid until released), 0 with
+ * *eof at the end, or SLUICE_ERR_AGAIN. */
+long sl_body_read(sl_req *r, const uint8_t **p, size_t max, int *eof);
+/* The protocol wrote (or dropped) n borrowed bytes. */
+void sl_body_released(sl_req *r, size_t n);
+/* Echo: request body bytes in; returns how many were taken. */
+size_t sl_body_feed(sl_req *r, const uint8_t *d, size_t n);
+void sl_body_feed_end(sl_req *r);
+/* Add a response header (copied). */
+int sl_resp_header(sl_req *r, const char *name, const char *value, size_t vlen);
+void sl_req_free(sl_req *r);
+/* Set a short error response (status + text body). */
+void sl_respond_error(sl_req *r, int status);
+const char *sl_status_text(int status);
+
+#endif /* SL_UV_RESPOND_H */

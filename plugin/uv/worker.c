@@ -1,0 +1,357 @@
+/* worker.c — one event loop per thread: its own SO_REUSEPORT listeners,
+ * accepting with a connection limit (paused, never refused in a busy
+ * loop), configuration generations for reload, and graceful stop. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "host.h"
+#include "worker.h"
+
+/* ---- logging (process-wide: this is the host, not the core) -------------- */
+
+static FILE *log_file;
+static int log_level = 2;
+static uv_mutex_t log_lock;
+static uv_once_t log_once = UV_ONCE_INIT;
+
+static void log_init(void)
+{
+    uv_mutex_init(&log_lock);
+}
+
+void sl_log_setup(FILE *f, int level)
+{
+    uv_once(&log_once, log_init);
+    log_file = f;
+    log_level = level;
+}
+
+void sl_log(int level, const char *fmt, ...)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    if (level > log_level)
+        return;
+    uv_once(&log_once, log_init);
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    uv_mutex_lock(&log_lock);
+    FILE *f = log_file ? log_file : stderr;
+    fprintf(f, "sluice[%d] %s: %s\n", (int)getpid(), names[level & 3], msg);
+    fflush(f);
+    uv_mutex_unlock(&log_lock);
+}
+
+void sl_addr_name(const struct sockaddr *sa, char *out, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        port = ntohs(a->sin_port);
+        snprintf(out, cap, "%s:%d", host, port);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+        snprintf(out, cap, "[%s]:%d", host, port);
+    } else {
+        snprintf(out, cap, "?");
+    }
+}
+
+/* ---- generations ---------------------------------------------------------- */
+
+sl_gen *sl_gen_new(sl_config *cfg, char *err, size_t errlen)
+{
+    sl_gen *g = calloc(1, sizeof(*g));
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    g->cfg = cfg;
+    g->refs = 1;
+    int tls = 0;
+    for (size_t i = 0; i < cfg->nlistens; i++)
+        tls |= cfg->listens[i].tls;
+    if (tls && sl_tls_ctx_new_server(&g->tls, cfg, err, errlen) != 0) {
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+void sl_gen_ref(sl_gen *g)
+{
+    __atomic_add_fetch(&g->refs, 1, __ATOMIC_RELAXED);
+}
+
+void sl_gen_unref(sl_gen *g)
+{
+    if (!g || __atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    if (g->tls)
+        sl_tls_ctx_free(g->tls);
+    sl_config_free(g->cfg);
+    free(g);
+}
+
+/* ---- listeners -------------------------------------------------------------- */
+
+int sl_listen_socket(const sl_cfg_listen *l, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    socklen_t len;
+    int family;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    if (inet_pton(AF_INET6, l->host, &a6->sin6_addr) == 1) {
+        family = a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(l->port);
+        len = sizeof(*a6);
+    } else if (inet_pton(AF_INET, l->host, &a4->sin_addr) == 1) {
+        family = a4->sin_family = AF_INET;
+        a4->sin_port = htons(l->port);
+        len = sizeof(*a4);
+    } else {
+        snprintf(err, errlen, "%s:%d: listen: bad address %s", l->where.file, l->where.line,
+                 l->host);
+        return -1;
+    }
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0)
+        goto fail;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (l->reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, l->backlog) != 0)
+        goto fail;
+    return fd;
+fail:
+    snprintf(err, errlen, "%s:%d: listen %s:%d: %s", l->where.file, l->where.line, l->host,
+             l->port, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+static void on_listener_poll(uv_poll_t *p, int status, int events);
+
+void sl_worker_resume_accept(sl_worker *w)
+{
+    if (w->stopping || w->nconns >= w->gen->cfg->max_connections)
+        return;
+    for (size_t i = 0; i < w->nlisteners; i++)
+        if (w->listeners[i].paused) {
+            w->listeners[i].paused = 0;
+            uv_poll_start(&w->listeners[i].poll, UV_READABLE, on_listener_poll);
+        }
+}
+
+static void pause_accept(sl_worker *w)
+{
+    for (size_t i = 0; i < w->nlisteners; i++)
+        if (!w->listeners[i].paused && w->listeners[i].fd >= 0) {
+            w->listeners[i].paused = 1;
+            uv_poll_stop(&w->listeners[i].poll);
+        }
+    sl_log(1, "worker %d: %u connections: accepting paused", w->index, w->nconns);
+}
+
+static void on_listener_poll(uv_poll_t *p, int status, int events)
+{
+    (void)events;
+    sl_listener *l = p->data;
+    sl_worker *w = l->w;
+    if (status < 0)
+        return;
+    for (int i = 0; i < 64; i++) {
+        if (w->nconns >= w->gen->cfg->max_connections) {
+            pause_accept(w);
+            return;
+        }
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                sl_log(0, "accept on %s: %s: accepting paused", l->name, strerror(errno));
+                pause_accept(w);
+            }
+            return;
+        }
+        sl_conn_accept(w, fd, l->tls, (struct sockaddr *)&ss);
+    }
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void start_listeners(sl_worker *w)
+{
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        sl_listener *l = &w->listeners[i];
+        l->w = w;
+        uv_poll_init(&w->loop, &l->poll, l->fd);
+        l->poll.data = l;
+        uv_poll_start(&l->poll, UV_READABLE, on_listener_poll);
+    }
+}
+
+static void close_listeners(sl_worker *w)
+{
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        sl_listener *l = &w->listeners[i];
+        if (l->fd < 0)
+            continue;
+        uv_poll_stop(&l->poll);
+        uv_close((uv_handle_t *)&l->poll, listener_closed);
+        close(l->fd);
+        l->fd = -1;
+    }
+}
+
+/* ---- stop and reload -------------------------------------------------------- */
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void maybe_exit(sl_worker *w)
+{
+    if (w->stopping && w->nconns == 0) {
+        uv_timer_stop(&w->stop_timer);
+        uv_walk(&w->loop, walk_close, NULL);
+    }
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+    sl_worker *w = t->data;
+    /* Drain time is over: whatever is still open goes now. */
+    while (w->conns)
+        sl_conn_abort(w->conns, SL_CLOSE_SHUTDOWN);
+    maybe_exit(w);
+}
+
+static void on_check(uv_timer_t *t)
+{
+    maybe_exit(t->data);
+}
+
+static void begin_stop(sl_worker *w, int mode)
+{
+    if (w->stopping && mode == 1)
+        return;
+    w->stopping = mode;
+    close_listeners(w);
+    if (mode == 2) {
+        while (w->conns)
+            sl_conn_abort(w->conns, SL_CLOSE_SHUTDOWN);
+    } else {
+        for (sl_conn *c = w->conns, *next; c; c = next) {
+            next = c->next;
+            sl_conn_graceful(c);
+        }
+    }
+    uv_timer_start(&w->stop_timer, on_stop_timer, w->gen->cfg->timeouts.drain, 0);
+    static uv_timer_t *dummy;
+    (void)dummy;
+    maybe_exit(w);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    sl_worker *w = a->data;
+    uv_mutex_lock(&w->lock);
+    sl_gen *g = w->pending_gen;
+    w->pending_gen = NULL;
+    int stop = w->stop;
+    uv_mutex_unlock(&w->lock);
+    if (g) { /* new connections get it; open ones keep theirs */
+        sl_gen_unref(w->gen);
+        w->gen = g;
+        sl_worker_resume_accept(w);
+    }
+    if (stop)
+        begin_stop(w, stop);
+}
+
+static void run(void *arg)
+{
+    sl_worker *w = arg;
+    uv_timer_t check;
+    uv_timer_init(&w->loop, &check);
+    check.data = w;
+    uv_timer_start(&check, on_check, 100, 100);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
+}
+
+int sl_worker_start(sl_worker *w)
+{
+    w->rbuf_cap = 64 * 1024;
+    w->tbuf_cap = 64 * 1024;
+    w->rbuf = malloc(w->rbuf_cap);
+    w->tbuf = malloc(w->tbuf_cap);
+    if (!w->rbuf || !w->tbuf)
+        return SLUICE_ERR_NOMEM;
+    uv_loop_init(&w->loop);
+    uv_mutex_init(&w->lock);
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    w->wake.data = w;
+    uv_timer_init(&w->loop, &w->stop_timer);
+    w->stop_timer.data = w;
+    start_listeners(w);
+    return uv_thread_create(&w->thread, run, w) == 0 ? 0 : SLUICE_ERR_INTERNAL;
+}
+
+void sl_worker_reload(sl_worker *w, sl_gen *g)
+{
+    sl_gen_ref(g);
+    uv_mutex_lock(&w->lock);
+    if (w->pending_gen)
+        sl_gen_unref(w->pending_gen);
+    w->pending_gen = g;
+    uv_mutex_unlock(&w->lock);
+    uv_async_send(&w->wake);
+}
+
+void sl_worker_stop(sl_worker *w, int mode)
+{
+    uv_mutex_lock(&w->lock);
+    w->stop = mode;
+    uv_mutex_unlock(&w->lock);
+    uv_async_send(&w->wake);
+}
+
+void sl_worker_join(sl_worker *w)
+{
+    uv_thread_join(&w->thread);
+    if (w->pending_gen)
+        sl_gen_unref(w->pending_gen);
+    sl_gen_unref(w->gen);
+    uv_mutex_destroy(&w->lock);
+    free(w->listeners);
+    free(w->rbuf);
+    free(w->tbuf);
+}

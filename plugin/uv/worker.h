@@ -1,0 +1,21 @@
+/* worker.h — what the `sluice` program (main.c) needs from the workers:
+ * listening sockets, start, reload, stop. */
+#ifndef SL_UV_WORKER_H
+#define SL_UV_WORKER_H
+
+#include <stdio.h>
+
+#include "host.h"
+
+void sl_log_setup(FILE *f, int level);
+void sl_addr_name(const struct sockaddr *sa, char *out, size_t cap);
+/* A bound, listening, non-blocking socket for l, or -1 with err set. */
+int sl_listen_socket(const sl_cfg_listen *l, char *err, size_t errlen);
+int sl_worker_start(sl_worker *w);
+/* Hand a new generation to a running worker (it takes a reference). */
+void sl_worker_reload(sl_worker *w, sl_gen *g);
+void sl_worker_stop(sl_worker *w, int mode); /* 1 graceful, 2 fast */
+void sl_worker_join(sl_worker *w);
+void sl_worker_resume_accept(sl_worker *w);
+
+#endif /* SL_UV_WORKER_H */
