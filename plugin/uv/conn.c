@@ -356,6 +356,11 @@ static uint64_t state_deadline(sl_conn *c)
         if (hd < d)
             d = hd;
     }
+    if (c->h1) {
+        uint64_t hd = sl_h1_deadline_ms(c);
+        if (hd < d)
+            d = hd;
+    }
     return d;
 }
 
@@ -375,6 +380,11 @@ static void on_timer(uv_timer_t *t)
     default: break;
     }
     if (c->write_blocked && now >= c->last_write_progress + c->gen->cfg->timeouts.send) {
+        sl_conn_abort(c, SL_CLOSE_TIMEOUT);
+        return;
+    }
+    if (c->h1 && now >= sl_h1_deadline_ms(c)) {
+        sl_log(2, "conn %llu %s: request header timeout", (unsigned long long)c->id, c->peer);
         sl_conn_abort(c, SL_CLOSE_TIMEOUT);
         return;
     }

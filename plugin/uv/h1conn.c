@@ -31,6 +31,7 @@ typedef struct sl_h1conn {
     size_t bl, boff;
     uint8_t *in;           /* input not parsed yet */
     size_t in_len, in_cap;
+    uint64_t head_since;   /* first byte of a request head not yet whole */
 } sl_h1conn;
 
 static void access_log(sl_conn *c, sl_req *r)
@@ -77,6 +78,7 @@ static int begin(sl_conn *c, sl_h1conn *h, const sl_h1_head *hd)
     r->started_ms = sl_now_ms(c);
     r->echo_cap = SL_ECHO_BUF;
     h->req = r;
+    h->head_since = 0;
     h->keep_alive = hd->keep_alive && !h->closing;
     c->open_reqs++;
     c->w->stats.requests++;
@@ -192,6 +194,8 @@ int sl_h1_input(sl_conn *c, const uint8_t *in, size_t len)
     sl_h1conn *h = c->h1;
     if (h->closing)
         return 0; /* discard: we are done with this connection */
+    if (!h->req && !h->head_since)
+        h->head_since = sl_now_ms(c); /* a head begins: the header timeout runs */
     int rv = hold(h, in, len);
     if (rv == 0)
         rv = parse(c, h);
@@ -336,6 +340,18 @@ static void finish_request(sl_conn *c, sl_h1conn *h)
     if (!h->keep_alive || !h->req_complete)
         h->closing = 1;
     h->req_complete = 0;
+    if (h->in_len)
+        h->head_since = sl_now_ms(c); /* a pipelined head is waiting */
+}
+
+/* Slow request headers (slowloris): the whole head must arrive within the
+ * header timeout. */
+uint64_t sl_h1_deadline_ms(sl_conn *c)
+{
+    sl_h1conn *h = c->h1;
+    if (!h || h->req || !h->head_since)
+        return UINT64_MAX;
+    return h->head_since + c->gen->cfg->timeouts.header;
 }
 
 int sl_h1_flush(sl_conn *c)

@@ -59,6 +59,7 @@ struct sl_worker {
     uint8_t *tbuf;           /* shared TLS plaintext buffer */
     size_t tbuf_cap;
     sl_stats stats;
+    sl_stats snapshot;       /* published under lock for the admin endpoint */
     uv_timer_t stop_timer;
     FILE *access_log;
 };
@@ -140,6 +141,7 @@ int sl_h1_flush(sl_conn *c);
 int sl_h1_done(sl_conn *c);
 int sl_h1_busy(sl_conn *c);                     /* a request is in progress */
 void sl_h1_free(sl_conn *c);
+uint64_t sl_h1_deadline_ms(sl_conn *c);
 
 /* gen.c */
 sl_gen *sl_gen_new(sl_config *cfg, char *err, size_t errlen);

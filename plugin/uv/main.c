@@ -2,6 +2,7 @@
  * configuration, `-v` prints the version; signals stop, reload and reopen
  * logs. Workers (one loop per thread) do the serving. */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "host.h"
 #include "worker.h"
 
@@ -21,6 +23,7 @@ typedef struct sl_main {
     int nworkers;
     FILE *access_log, *error_log;
     uv_signal_t sig[5];
+    sl_admin admin;
 } sl_main;
 
 static void usage(void)
@@ -93,6 +96,20 @@ static int drop_privileges(const char *user)
     return 0;
 }
 
+static void reopen(FILE *f, const char *path)
+{
+    if (!f || f == stderr || !path || strcmp(path, "-") == 0)
+        return;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        sl_log(0, "cannot reopen %s: %s", path, strerror(errno));
+        return;
+    }
+    fflush(f);
+    dup2(fd, fileno(f)); /* atomic for the threads writing to f */
+    close(fd);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     sl_main *m = h->data;
@@ -111,8 +128,10 @@ static void on_signal(uv_signal_t *h, int signum)
         sl_log(2, "reloaded %s", m->config_path);
         return;
     }
-    case SIGUSR1:
-        sl_log(2, "reopening logs");
+    case SIGUSR1: /* after rotation: same FILE, new file underneath */
+        reopen(m->access_log, m->gen->cfg->access_log);
+        reopen(m->error_log, m->gen->cfg->error_log);
+        sl_log(2, "logs reopened");
         return;
     default:
         sl_log(2, "%s: %s stop", strsignal(signum), signum == SIGQUIT ? "fast" : "graceful");
@@ -120,6 +139,7 @@ static void on_signal(uv_signal_t *h, int signum)
             sl_worker_stop(&m->workers[i], signum == SIGQUIT ? 2 : 1);
         for (int i = 0; i < 5; i++)
             uv_close((uv_handle_t *)&m->sig[i], NULL);
+        sl_admin_stop(&m->admin);
     }
 }
 
@@ -161,6 +181,10 @@ static int serve(sl_main *m)
             return 1;
         }
     }
+    m->admin.workers = m->workers;
+    m->admin.nworkers = m->nworkers;
+    if (sl_admin_start(&m->admin, m->loop, cfg, err, sizeof(err)) != 0)
+        sl_log(0, "%s", err);
     for (size_t k = 0; k < cfg->nlistens; k++)
         sl_log(2, "listening on %s:%u (%s)", cfg->listens[k].host, cfg->listens[k].port,
                cfg->listens[k].tls ? "TLS: h2, http/1.1" : "h2c, http/1.1");

@@ -255,7 +255,11 @@ static void on_stop_timer(uv_timer_t *t)
 
 static void on_check(uv_timer_t *t)
 {
-    maybe_exit(t->data);
+    sl_worker *w = t->data;
+    uv_mutex_lock(&w->lock);
+    w->snapshot = w->stats;
+    uv_mutex_unlock(&w->lock);
+    maybe_exit(w);
 }
 
 static void begin_stop(sl_worker *w, int mode)

@@ -1,0 +1,157 @@
+/* admin.c — the metrics endpoint: Prometheus text on the admin address,
+ * served from the main loop out of the workers' published counters. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+
+typedef struct admin_client {
+    uv_tcp_t tcp;
+    sl_admin *ad;
+    char req[1024];
+    size_t len;
+    uv_write_t wr;
+    char *resp;
+} admin_client;
+
+static const char *const reason_names[] = {"peer", "idle", "timeout", "protocol", "tls",
+                                           "shutdown", "io", "limit"};
+
+static void client_closed(uv_handle_t *h)
+{
+    admin_client *a = h->data;
+    free(a->resp);
+    free(a);
+}
+
+static void written(uv_write_t *w, int status)
+{
+    (void)status;
+    admin_client *a = w->data;
+    uv_close((uv_handle_t *)&a->tcp, client_closed);
+}
+
+static size_t render(sl_admin *ad, char *out, size_t cap)
+{
+    sl_stats sum;
+    memset(&sum, 0, sizeof(sum));
+    for (int i = 0; i < ad->nworkers; i++) {
+        sl_worker *w = &ad->workers[i];
+        uv_mutex_lock(&w->lock);
+        sl_stats s = w->snapshot;
+        uv_mutex_unlock(&w->lock);
+        sum.conns_open += s.conns_open;
+        sum.conns_total += s.conns_total;
+        sum.requests += s.requests;
+        sum.bytes_in += s.bytes_in;
+        sum.bytes_out += s.bytes_out;
+        for (int k = 0; k < 8; k++)
+            sum.closes[k] += s.closes[k];
+    }
+    size_t n = (size_t)snprintf(out, cap,
+        "# TYPE sluice_connections_open gauge\nsluice_connections_open %llu\n"
+        "# TYPE sluice_connections_total counter\nsluice_connections_total %llu\n"
+        "# TYPE sluice_requests_total counter\nsluice_requests_total %llu\n"
+        "# TYPE sluice_bytes_received_total counter\nsluice_bytes_received_total %llu\n"
+        "# TYPE sluice_bytes_sent_total counter\nsluice_bytes_sent_total %llu\n"
+        "# TYPE sluice_connection_closes_total counter\n",
+        (unsigned long long)sum.conns_open, (unsigned long long)sum.conns_total,
+        (unsigned long long)sum.requests, (unsigned long long)sum.bytes_in,
+        (unsigned long long)sum.bytes_out);
+    for (int k = 0; k < 8 && n < cap; k++)
+        n += (size_t)snprintf(out + n, cap - n,
+                              "sluice_connection_closes_total{reason=\"%s\"} %llu\n",
+                              reason_names[k], (unsigned long long)sum.closes[k]);
+    return n < cap ? n : cap;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    admin_client *a = s->data;
+    if (nread < 0) {
+        uv_close((uv_handle_t *)&a->tcp, client_closed);
+        return;
+    }
+    a->len += (size_t)nread;
+    if (!memmem(a->req, a->len, "\r\n\r\n", 4) && a->len < sizeof(a->req))
+        return;
+    uv_read_stop(s);
+    char body[4096];
+    int ok = strncmp(a->req, "GET /metrics ", 13) == 0;
+    size_t blen = ok ? render(a->ad, body, sizeof(body)) : 10;
+    if (!ok)
+        memcpy(body, "not found\n", 10);
+    a->resp = malloc(blen + 256);
+    if (!a->resp) {
+        uv_close((uv_handle_t *)&a->tcp, client_closed);
+        return;
+    }
+    int hl = snprintf(a->resp, 256,
+                      "HTTP/1.1 %s\r\ncontent-type: text/plain; version=0.0.4\r\n"
+                      "content-length: %zu\r\nconnection: close\r\n\r\n",
+                      ok ? "200 OK" : "404 Not Found", blen);
+    memcpy(a->resp + hl, body, blen);
+    uv_buf_t out = uv_buf_init(a->resp, (unsigned)(hl + (int)blen));
+    a->wr.data = a;
+    uv_write(&a->wr, s, &out, 1, written);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    admin_client *a = h->data;
+    *buf = uv_buf_init(a->req + a->len, (unsigned)(sizeof(a->req) - a->len));
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    sl_admin *ad = server->data;
+    if (status < 0)
+        return;
+    admin_client *a = calloc(1, sizeof(*a));
+    if (!a)
+        return;
+    a->ad = ad;
+    uv_tcp_init(server->loop, &a->tcp);
+    a->tcp.data = a;
+    if (uv_accept(server, (uv_stream_t *)&a->tcp) != 0) {
+        uv_close((uv_handle_t *)&a->tcp, client_closed);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&a->tcp, on_alloc, on_read);
+}
+
+int sl_admin_start(sl_admin *ad, uv_loop_t *loop, const sl_config *cfg, char *err,
+                   size_t errlen)
+{
+    if (!cfg->admin_host)
+        return 0;
+    struct sockaddr_storage ss;
+    if (uv_ip4_addr(cfg->admin_host, cfg->admin_port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(cfg->admin_host, cfg->admin_port, (struct sockaddr_in6 *)&ss) != 0) {
+        snprintf(err, errlen, "admin: bad address %s", cfg->admin_host);
+        return -1;
+    }
+    uv_tcp_init(loop, &ad->tcp);
+    ad->tcp.data = ad;
+    int rv = uv_tcp_bind(&ad->tcp, (struct sockaddr *)&ss, 0);
+    if (rv == 0)
+        rv = uv_listen((uv_stream_t *)&ad->tcp, 64, on_connection);
+    if (rv != 0) {
+        snprintf(err, errlen, "admin %s:%u: %s", cfg->admin_host, cfg->admin_port,
+                 uv_strerror(rv));
+        uv_close((uv_handle_t *)&ad->tcp, NULL);
+        return -1;
+    }
+    ad->started = 1;
+    return 0;
+}
+
+void sl_admin_stop(sl_admin *ad)
+{
+    if (ad->started)
+        uv_close((uv_handle_t *)&ad->tcp, NULL);
+    ad->started = 0;
+}
