@@ -580,6 +580,8 @@ int sluice_hpack_decode(sluice_hpack_decoder *d, const uint8_t *block, size_t le
 {
     if (!d || (len && !block))
         return SLUICE_ERR_INVAL;
+    if (len == 0) /* an empty block is valid, unless an update is owed */
+        return d->need_update ? SLUICE_ERR_HPACK_TABLE_SIZE : 0;
     decode_ctx c = {emit, ud, 0, 0};
     const uint8_t *p = block, *end = block + len;
     int at_start = 1;

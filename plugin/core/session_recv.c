@@ -187,13 +187,15 @@ static int collect_field(void *ud, const sluice_nv *nv)
 {
     sluice_session *s = ud;
     sl_fields *fl = &s->fields;
-    int rv = fields_reserve(s, nv->name_len + nv->value_len);
+    /* One byte more, so the buffer exists even for empty fields. */
+    int rv = fields_reserve(s, nv->name_len + nv->value_len + 1);
     if (rv != 0)
         return rv;
     sluice_nv *out = &fl->nv[fl->n++];
     *out = *nv;
     out->name = (const uint8_t *)(uintptr_t)fl->len;
-    memcpy(fl->buf + fl->len, nv->name, nv->name_len);
+    if (nv->name_len)
+        memcpy(fl->buf + fl->len, nv->name, nv->name_len);
     fl->len += nv->name_len;
     out->value = (const uint8_t *)(uintptr_t)fl->len;
     if (nv->value_len)
