@@ -337,7 +337,9 @@ enum sluice_log_level { SLUICE_LOG_ERROR = 0, SLUICE_LOG_WARN = 1,
  * until on_data_sent reports them. Return SLUICE_ERR_AGAIN (or 0 without
  * EOF) when nothing is ready: the stream waits until the application calls
  * sluice_session_resume_data(). Any other negative value resets the stream
- * with INTERNAL_ERROR. */
+ * with INTERNAL_ERROR. max is 0 while the flow-control window is closed:
+ * return 0, with SLUICE_DATA_EOF if the body has ended (its END_STREAM
+ * needs no window). */
 typedef struct sluice_data_source {
     long (*read)(sluice_session *s, uint32_t stream_id, const uint8_t **data,
                  size_t max, uint32_t *flags, void *ud);

@@ -608,5 +608,6 @@ long sluice_session_recv(sluice_session *s, const uint8_t *in, size_t len, uint6
         }
     }
     s->stats.bytes_in += len;
-    return (long)len;
+    /* A callback's submit call may have ended the connection. */
+    return s->fatal ? s->fatal : (long)len;
 }

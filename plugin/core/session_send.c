@@ -216,6 +216,14 @@ static int reserve_scratch(sluice_session *s, size_t n)
 int sl_session_send_headers(sluice_session *s, uint32_t id, const sluice_nv *nv,
                             size_t n, int end_stream)
 {
+    /* Responses to a client that sends requests but never reads them
+     * would pile up here: the same bound as for control frames. */
+    if (sl_outq_owned_pending(&s->out) > s->opt.max_outbound_control && !s->fatal) {
+        if (s->role == SLUICE_ROLE_CLIENT)
+            return SLUICE_ERR_LIMIT;
+        return sl_session_conn_error(s, SLUICE_ERR_CALM, SLUICE_H2_ENHANCE_YOUR_CALM,
+                                     "peer does not read our responses");
+    }
     size_t bound = sluice_hpack_encode_bound(s->enc, nv, n);
     int rv = reserve_scratch(s, bound);
     size_t len = 0;
@@ -311,13 +319,17 @@ static int pull_data(sluice_session *s, sl_stream *st, size_t budget)
         max = win > 0 ? (size_t)win : 0;
     if (budget < max)
         max = budget;
-    if (max == 0 && st->send_window <= 0) {
-        sl_session_ready_del(s, st); /* WINDOW_UPDATE puts it back */
-        return 0;
-    }
+    /* With the window closed the source is still asked (for 0 bytes): a
+     * body that has ended needs no window for its empty END_STREAM frame
+     * (§6.9.1 counts payload only). */
     const uint8_t *data = NULL;
     uint32_t flags = 0;
     long n = st->source.read(s, st->id, &data, max, &flags, st->source.ud);
+    if (max == 0 && n == 0 && !(flags & SLUICE_DATA_EOF)) {
+        if (st->send_window <= 0)
+            sl_session_ready_del(s, st); /* WINDOW_UPDATE puts it back */
+        return 0;
+    }
     if (n == SLUICE_ERR_AGAIN || (n == 0 && !(flags & SLUICE_DATA_EOF))) {
         st->source_deferred = 1;
         sl_session_ready_del(s, st);
@@ -359,12 +371,14 @@ static int pull_data(sluice_session *s, sl_stream *st, size_t budget)
  * streams (the RFC 9218 scheduler will take over this choice). */
 static int fill_data(sluice_session *s, size_t budget)
 {
-    while (s->ready_head && s->send_window > 0 && budget > SL_FRAME_HDR_LEN && !s->fatal) {
+    while (s->ready_head && budget > SL_FRAME_HDR_LEN && !s->fatal) {
         sl_stream *st = s->ready_head;
         size_t before = sl_outq_pending(&s->out);
         int rv = pull_data(s, st, budget - SL_FRAME_HDR_LEN);
         if (rv < 0)
             return rv;
+        if (rv == 0 && s->ready_head == st)
+            break; /* the connection window is closed: all wait for it */
         size_t added = sl_outq_pending(&s->out) - before;
         budget = added < budget ? budget - added : 0;
         if (rv == 1 && st->in_ready && st == s->ready_head) { /* round robin */
