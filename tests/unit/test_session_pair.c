@@ -1437,11 +1437,11 @@ TEST(empty_end_stream_frame_needs_no_window)
     CHECK(pair_finish(p));
 }
 
-/* ---- core bugs: each of these fails until the core is fixed ------------------------------ */
+/* ---- regressions: each of these failed on the session before its fix ------------------- */
 
 /* A server that answers without a body from on_stream_end closes the
  * stream inside the callback; the session must not touch it afterwards
- * (session_recv.c end_of_stream reads st->id after the callback). */
+ * (end_of_stream once read st->id after the callback). */
 TEST(answer_without_body_from_on_stream_end)
 {
     pair *p = pair_new(NULL, NULL);
@@ -1458,8 +1458,8 @@ TEST(answer_without_body_from_on_stream_end)
 }
 
 /* A server that resets a GET from on_headers (a proxy refusing it): the
- * session must not touch the freed stream after the callback
- * (session_recv.c deliver reads st->id after on_headers). */
+ * session must not touch the freed stream after the callback (deliver
+ * once read st->id after on_headers). */
 TEST(reset_from_on_headers_of_a_get)
 {
     pair *p = pair_new(NULL, NULL);
@@ -1503,8 +1503,8 @@ TEST(lowered_initial_window_credits_streams_with_nothing_buffered)
 }
 
 /* The receiver narrowed one stream to 100 bytes with set_window, then
- * lowers INITIAL_WINDOW_SIZE from 65535 to 1000: the stream's target must
- * not wrap around (session.c apply_recv_delta adds the delta to it). */
+ * lowers INITIAL_WINDOW_SIZE from 65535 to 1000: the target it chose must
+ * stay (adding the delta once wrapped it around, then clamped it to 0). */
 TEST(lowered_initial_window_below_a_set_window_target)
 {
     pair *p = pair_new(NULL, NULL);
