@@ -344,15 +344,20 @@ static int pull_data(sluice_session *s, sl_stream *st, size_t budget)
     }
     int eof = (flags & SLUICE_DATA_EOF) != 0;
     int end_stream = eof && !st->trailers && !(flags & SLUICE_DATA_NO_END_STREAM);
-    uint8_t hdr[SL_FRAME_HDR_LEN];
-    sl_frame_pack_header(hdr, (uint32_t)n, SL_FRAME_DATA, end_stream ? SL_FLAG_END_STREAM : 0,
-                         st->id);
-    int rv = sl_outq_append_data(&s->out, hdr, sizeof(hdr), data, (size_t)n, st->id);
-    if (rv != 0)
-        return rv;
-    s->stats.frames_out++;
-    st->send_window -= n;
-    s->send_window -= n;
+    int rv = 0;
+    /* An empty frame carries nothing unless it ends the stream; trailers
+     * do that job themselves. */
+    if (n > 0 || end_stream) {
+        uint8_t hdr[SL_FRAME_HDR_LEN];
+        sl_frame_pack_header(hdr, (uint32_t)n, SL_FRAME_DATA,
+                             end_stream ? SL_FLAG_END_STREAM : 0, st->id);
+        rv = sl_outq_append_data(&s->out, hdr, sizeof(hdr), data, (size_t)n, st->id);
+        if (rv != 0)
+            return rv;
+        s->stats.frames_out++;
+        st->send_window -= n;
+        s->send_window -= n;
+    }
     if (!eof)
         return 1;
     st->source_eof = 1;
