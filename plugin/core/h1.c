@@ -244,17 +244,7 @@ int sl_h1_parser_set_method(sl_h1_parser *p, const uint8_t *method, size_t len)
 
 static int buf_reserve(sl_h1_parser *p, size_t need)
 {
-    if (need <= p->buf_cap)
-        return 0;
-    size_t cap = p->buf_cap ? p->buf_cap : 256;
-    while (cap < need)
-        cap *= 2;
-    uint8_t *nb = sl_realloc(&p->mem, p->buf, cap);
-    if (!nb)
-        return SLUICE_ERR_NOMEM;
-    p->buf = nb;
-    p->buf_cap = cap;
-    return 0;
+    return sl_grow(&p->mem, &p->buf, &p->buf_cap, need, 256);
 }
 
 static int fields_reserve(sl_h1_parser *p)

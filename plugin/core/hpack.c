@@ -392,17 +392,7 @@ size_t sluice_hpack_decoder_table_size(const sluice_hpack_decoder *d)
 
 static int reserve_scratch(sluice_hpack_decoder *d, size_t n)
 {
-    if (n <= d->scratch_cap)
-        return 0;
-    size_t cap = d->scratch_cap ? d->scratch_cap : 256;
-    while (cap < n)
-        cap *= 2;
-    uint8_t *b = sl_realloc(&d->mem, d->scratch, cap);
-    if (!b)
-        return SLUICE_ERR_NOMEM;
-    d->scratch = b;
-    d->scratch_cap = cap;
-    return 0;
+    return sl_grow(&d->mem, &d->scratch, &d->scratch_cap, n, 256);
 }
 
 /* A string of the field being decoded: in the input, or at an offset of

@@ -146,17 +146,7 @@ static int reserve_bytes(sl_hpack_table *t, size_t n)
     if (t->hi + n <= t->cap)
         return 0;
     compact(t);
-    if (t->hi + n <= t->cap)
-        return 0;
-    size_t cap = t->cap ? t->cap * 2 : 256;
-    while (cap < t->hi + n)
-        cap *= 2;
-    uint8_t *b = sl_realloc(&t->mem, t->buf, cap);
-    if (!b)
-        return SLUICE_ERR_NOMEM;
-    t->buf = b;
-    t->cap = cap;
-    return 0;
+    return sl_grow(&t->mem, &t->buf, &t->cap, t->hi + n, 256);
 }
 
 static int reserve_entry(sl_hpack_table *t)

@@ -33,3 +33,19 @@ void sl_mem_init(sl_mem *m, const sluice_allocator *alloc)
     m->a.free = libc_free;
     m->a.ud = NULL;
 }
+
+int sl_grow(const sl_mem *m, void *buf, size_t *cap, size_t need, size_t first)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : first;
+    while (n < need)
+        n *= 2;
+    void **pp = buf;
+    void *b = sl_realloc(m, *pp, n);
+    if (!b)
+        return SLUICE_ERR_NOMEM;
+    *pp = b;
+    *cap = n;
+    return 0;
+}

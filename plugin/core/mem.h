@@ -15,6 +15,10 @@ typedef struct sl_mem {
 /* Fill m from alloc, or with libc's functions when alloc is NULL. */
 void sl_mem_init(sl_mem *m, const sluice_allocator *alloc);
 
+/* Make *buf hold at least need bytes, doubling from first (or from the
+ * current *cap): 0 or SLUICE_ERR_NOMEM, with *buf unchanged on failure. */
+int sl_grow(const sl_mem *m, void *buf, size_t *cap, size_t need, size_t first);
+
 static inline void *sl_malloc(const sl_mem *m, size_t n)
 {
     return m->a.malloc(n, m->a.ud);

@@ -142,16 +142,8 @@ static int hb_append(sluice_session *s, const uint8_t *p, size_t n)
     sl_hblock *hb = &s->hb;
     if (hb->len + n > s->opt.max_header_block_size)
         return calm(s, "header block too large");
-    if (hb->len + n > hb->cap) {
-        size_t cap = hb->cap ? hb->cap : 1024;
-        while (cap < hb->len + n)
-            cap *= 2;
-        uint8_t *b = sl_realloc(&s->mem, hb->buf, cap);
-        if (!b)
-            return SLUICE_ERR_NOMEM;
-        hb->buf = b;
-        hb->cap = cap;
-    }
+    if (sl_grow(&s->mem, &hb->buf, &hb->cap, hb->len + n, 1024) != 0)
+        return SLUICE_ERR_NOMEM;
     if (n)
         memcpy(hb->buf + hb->len, p, n);
     hb->len += n;
@@ -161,16 +153,8 @@ static int hb_append(sluice_session *s, const uint8_t *p, size_t n)
 static int fields_reserve(sluice_session *s, size_t bytes)
 {
     sl_fields *fl = &s->fields;
-    if (fl->len + bytes > fl->cap) {
-        size_t cap = fl->cap ? fl->cap : 1024;
-        while (cap < fl->len + bytes)
-            cap *= 2;
-        uint8_t *b = sl_realloc(&s->mem, fl->buf, cap);
-        if (!b)
-            return SLUICE_ERR_NOMEM;
-        fl->buf = b;
-        fl->cap = cap;
-    }
+    if (sl_grow(&s->mem, &fl->buf, &fl->cap, fl->len + bytes, 1024) != 0)
+        return SLUICE_ERR_NOMEM;
     if (fl->n == fl->cap_nv) {
         size_t cap = fl->cap_nv ? fl->cap_nv * 2 : 32;
         sluice_nv *nv = sl_realloc(&s->mem, fl->nv, cap * sizeof(*nv));

@@ -199,17 +199,7 @@ int sluice_session_set_window(sluice_session *s, uint32_t stream_id, uint32_t wi
 
 static int reserve_scratch(sluice_session *s, size_t n)
 {
-    if (n <= s->scratch_cap)
-        return 0;
-    size_t cap = s->scratch_cap ? s->scratch_cap : 1024;
-    while (cap < n)
-        cap *= 2;
-    uint8_t *b = sl_realloc(&s->mem, s->scratch, cap);
-    if (!b)
-        return SLUICE_ERR_NOMEM;
-    s->scratch = b;
-    s->scratch_cap = cap;
-    return 0;
+    return sl_grow(&s->mem, &s->scratch, &s->scratch_cap, n, 1024);
 }
 
 /* Encode and queue HEADERS (+ CONTINUATION) for a stream right away. */

@@ -12,31 +12,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "h1.h"
 #include "respond.h"
 
 const char *sl_status_text(int status)
 {
-    switch (status) {
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Content Too Large";
-    case 416: return "Range Not Satisfiable";
-    case 421: return "Misdirected Request";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    }
-    return "Unknown";
+    const char *r = sl_h1_reason(status);
+    return r[0] ? r : "Unknown";
 }
 
 int sl_resp_header(sl_req *r, const char *name, const char *value, size_t vlen)
@@ -72,14 +54,12 @@ void sl_respond_error(sl_req *r, int status)
 {
     r->status = status;
     r->nhdrs = r->hlen = 0;
-    const char *text = sl_status_text(status);
     sl_resp_header(r, "content-type", "text/plain", 10);
     /* The text lives in a static table, so it outlives the request. */
     static const char *const bodies[] = {"bad request\n", "not found\n", "forbidden\n",
                                          "error\n"};
     const char *body = status == 400 ? bodies[0] : status == 404 ? bodies[1]
                      : status == 403 ? bodies[2] : bodies[3];
-    (void)text;
     set_mem_body(r, body, strlen(body));
 }
 
