@@ -29,6 +29,8 @@ typedef struct sl_h1conn {
     size_t ob_len, ob_off;
     const uint8_t *bp;     /* borrowed body bytes being written */
     size_t bl, boff;
+    uint8_t tail[16];      /* after the body: chunk CRLF, last chunk */
+    size_t tail_len, tail_off;
     uint8_t *in;           /* input not parsed yet */
     size_t in_len, in_cap;
     uint64_t head_since;   /* first byte of a request head not yet whole */
@@ -139,9 +141,9 @@ static size_t parse_budget(sl_h1conn *h, size_t len)
 static int parse(sl_conn *c, sl_h1conn *h)
 {
     size_t off = 0;
-    while (off < h->in_len && !h->req_complete && !h->closing) {
-        size_t budget = parse_budget(h, h->in_len - off), used = 0;
-        if (budget == 0)
+    while (!h->req_complete && !h->closing) {
+        size_t left = h->in_len - off, budget = parse_budget(h, left), used = 0;
+        if (budget == 0 && left > 0)
             break;
         sl_h1_event ev;
         int rv = sl_h1_parse(&h->p, h->in + off, budget, &used, &ev);
@@ -249,13 +251,15 @@ static int queue_head(sl_conn *c, sl_h1conn *h)
 /* Write what is queued; 1 when the socket is full. */
 static int push(sl_conn *c, sl_h1conn *h)
 {
-    while (h->ob_off < h->ob_len || h->boff < h->bl) {
-        sluice_iovec iov[2];
+    while (h->ob_off < h->ob_len || h->boff < h->bl || h->tail_off < h->tail_len) {
+        sluice_iovec iov[3];
         int n = 0;
         if (h->ob_off < h->ob_len)
             iov[n++] = (sluice_iovec){h->ob + h->ob_off, h->ob_len - h->ob_off};
         if (h->boff < h->bl)
             iov[n++] = (sluice_iovec){h->bp + h->boff, h->bl - h->boff};
+        if (h->tail_off < h->tail_len)
+            iov[n++] = (sluice_iovec){h->tail + h->tail_off, h->tail_len - h->tail_off};
         long w = sl_conn_write(c, iov, n, SIZE_MAX);
         if (w < 0)
             return (int)w;
@@ -264,9 +268,13 @@ static int push(sl_conn *c, sl_h1conn *h)
         size_t k = (size_t)w, own = h->ob_len - h->ob_off;
         size_t a = k < own ? k : own; /* the owned bytes go first */
         h->ob_off += a;
-        h->boff += k - a;
+        k -= a;
+        size_t bleft = h->bl - h->boff, b = k < bleft ? k : bleft;
+        h->boff += b;
+        h->tail_off += k - b;
     }
     h->ob_off = h->ob_len = 0;
+    h->tail_off = h->tail_len = 0;
     if (h->bl) {
         sl_body_released(h->req, h->bl);
         h->bp = NULL;
@@ -317,15 +325,19 @@ static int next_piece(sl_h1conn *h)
         if (h->chunked && sl_h1_write_chunk_header((uint64_t)n, h->ob, sizeof(h->ob), &len) != 0)
             return SLUICE_ERR_INTERNAL;
         h->ob_len = len;
+        if (h->chunked) {
+            memcpy(h->tail, "\r\n", 2);
+            h->tail_len = 2;
+        }
         h->bp = p;
         h->bl = (size_t)n;
         h->boff = 0;
     }
     if (eof) {
         h->finishing = 1;
-        if (h->chunked && sl_h1_write_last_chunk(NULL, 0, h->ob + h->ob_len,
-                                                 sizeof(h->ob) - h->ob_len, &len) == 0)
-            h->ob_len += len;
+        if (h->chunked && sl_h1_write_last_chunk(NULL, 0, h->tail + h->tail_len,
+                                                 sizeof(h->tail) - h->tail_len, &len) == 0)
+            h->tail_len += len;
     }
     return 0;
 }

@@ -284,6 +284,8 @@ int sl_h2_flush(sl_conn *c)
     while (budget > 0) {
         sluice_iovec iov[64];
         int n = sluice_session_output(c->h2, iov, 64, budget, now_ns(c));
+        if (n == 0 && sluice_session_want_write(c->h2))
+            break; /* budget too small for a frame: come back when writable */
         if (n <= 0)
             return n;
         size_t total = 0;

@@ -188,20 +188,20 @@ static int serve(sl_main *m)
     for (size_t k = 0; k < cfg->nlistens; k++)
         sl_log(2, "listening on %s:%u (%s)", cfg->listens[k].host, cfg->listens[k].port,
                cfg->listens[k].tls ? "TLS: h2, http/1.1" : "h2c, http/1.1");
-    printf("sluice %s ready\n", sluice_version());
-    fflush(stdout);
     static const int sigs[5] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1};
     for (int i = 0; i < 5; i++) {
         uv_signal_init(m->loop, &m->sig[i]);
         m->sig[i].data = m;
         uv_signal_start(&m->sig[i], on_signal, sigs[i]);
     }
+    printf("sluice %s ready\n", sluice_version());
+    fflush(stdout);
     uv_run(m->loop, UV_RUN_DEFAULT);
     for (int i = 0; i < m->nworkers; i++)
         sl_worker_join(&m->workers[i]);
     free(m->workers);
-    if (cfg->pid_file)
-        unlink(cfg->pid_file);
+    if (m->gen->cfg->pid_file)
+        unlink(m->gen->cfg->pid_file);
     sl_gen_unref(m->gen);
     if (m->access_log && m->access_log != stderr)
         fclose(m->access_log);

@@ -44,7 +44,7 @@ static void header_u64(sl_req *r, const char *name, uint64_t v)
 
 static void set_mem_body(sl_req *r, const void *p, size_t len)
 {
-    r->body_kind = len ? SL_BODY_MEM : SL_BODY_NONE;
+    r->body_kind = len && !r->is_head ? SL_BODY_MEM : SL_BODY_NONE;
     r->mem = p;
     r->body_len = len;
     header_u64(r, "content-length", len);
@@ -170,7 +170,7 @@ static const char *find_hdr(const sluice_nv *nv, size_t n, const char *name, siz
 {
     size_t nl = strlen(name);
     for (size_t i = 0; i < n; i++)
-        if (nv[i].name_len == nl && memcmp(nv[i].name, name, nl) == 0) {
+        if (nv[i].name_len == nl && strncasecmp((const char *)nv[i].name, name, nl) == 0) {
             *len = nv[i].value_len;
             return (const char *)nv[i].value;
         }
@@ -383,7 +383,10 @@ void sl_respond(sl_req *r, const sl_config *cfg, const sluice_nv *nv, size_t n,
         size_t hl = strcspn(r->authority, ":");
         if (r->authority[0] == '[')
             hl = strcspn(r->authority, "]") + 1;
-        if (!cert_covers(ud, r->authority, hl)) {
+        const char *h = r->authority;
+        if (h[0] == '[' && hl >= 2) /* IPv6 literal: the address without brackets */
+            h++, hl -= 2;
+        if (!cert_covers(ud, h, hl)) {
             sl_respond_error(r, 421);
             return;
         }
