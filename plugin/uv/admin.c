@@ -46,8 +46,13 @@ static size_t render(sl_admin *ad, char *out, size_t cap)
         sum.requests += s.requests;
         sum.bytes_in += s.bytes_in;
         sum.bytes_out += s.bytes_out;
+        sum.streams_total += s.streams_total;
         for (int k = 0; k < 8; k++)
             sum.closes[k] += s.closes[k];
+        for (int k = 0; k < 14; k++) {
+            sum.stream_closes[k] += s.stream_closes[k];
+            sum.goaways[k] += s.goaways[k];
+        }
     }
     size_t n = (size_t)snprintf(out, cap,
         "# TYPE sluice_connections_open gauge\nsluice_connections_open %llu\n"
@@ -63,6 +68,22 @@ static size_t render(sl_admin *ad, char *out, size_t cap)
         n += (size_t)snprintf(out + n, cap - n,
                               "sluice_connection_closes_total{reason=\"%s\"} %llu\n",
                               reason_names[k], (unsigned long long)sum.closes[k]);
+    if (n < cap)
+        n += (size_t)snprintf(out + n, cap - n,
+                              "# TYPE sluice_h2_streams_total counter\n"
+                              "sluice_h2_streams_total %llu\n"
+                              "# TYPE sluice_h2_stream_closes_total counter\n",
+                              (unsigned long long)sum.streams_total);
+    for (uint32_t k = 0; k < 14 && n < cap; k++)
+        n += (size_t)snprintf(out + n, cap - n,
+                              "sluice_h2_stream_closes_total{code=\"%s\"} %llu\n",
+                              sluice_h2_error_name(k), (unsigned long long)sum.stream_closes[k]);
+    if (n < cap)
+        n += (size_t)snprintf(out + n, cap - n, "# TYPE sluice_h2_goaways_sent_total counter\n");
+    for (uint32_t k = 0; k < 14 && n < cap; k++)
+        n += (size_t)snprintf(out + n, cap - n,
+                              "sluice_h2_goaways_sent_total{code=\"%s\"} %llu\n",
+                              sluice_h2_error_name(k), (unsigned long long)sum.goaways[k]);
     return n < cap ? n : cap;
 }
 
@@ -78,7 +99,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (!memmem(a->req, a->len, "\r\n\r\n", 4) && a->len < sizeof(a->req))
         return;
     uv_read_stop(s);
-    char body[4096];
+    char body[8192];
     int ok = strncmp(a->req, "GET /metrics ", 13) == 0;
     size_t blen = ok ? render(a->ad, body, sizeof(body)) : 10;
     if (!ok)

@@ -163,6 +163,7 @@ static int on_headers(sluice_session *s, uint32_t id, int kind, const sluice_nv 
     sluice_session_set_stream_user_data(s, id, q);
     c->open_reqs++;
     c->w->stats.requests++;
+    c->w->stats.streams_total++;
     sl_respond(&q->r, c->gen->cfg, nv, n, c->tls ? cert_covers : NULL, c->tls);
     if (end_stream)
         sl_body_feed_end(&q->r);
@@ -205,6 +206,7 @@ static int on_stream_close(sluice_session *s, uint32_t id, uint32_t code, void *
         return 0;
     c->open_reqs--;
     q->close_code = code;
+    c->w->stats.stream_closes[code < 14 ? code : SLUICE_H2_INTERNAL_ERROR]++;
     access_log(c, q);
     if (outstanding(q) == 0) {
         sl_req_free(&q->r);
@@ -336,6 +338,10 @@ void sl_h2_free(sl_conn *c)
     /* Freeing the session closes its streams (on_stream_close) and then
      * releases borrowed data (on_data_sent); zombies left are ours. */
     h2_state *st = state_of(c);
+    sluice_session_stats ss = {.struct_size = sizeof(ss)};
+    if (sluice_session_get_stats(c->h2, &ss) == 0 && ss.goaway_sent)
+        c->w->stats.goaways[ss.goaway_sent_code < 14 ? ss.goaway_sent_code
+                                                     : SLUICE_H2_INTERNAL_ERROR]++;
     sluice_session_free(c->h2);
     c->h2 = NULL;
     if (st) {

@@ -36,7 +36,8 @@ typedef struct sl_listener {
 typedef struct sl_stats {
     uint64_t conns_open, conns_total, streams_total, requests, bytes_in, bytes_out;
     uint64_t closes[8];      /* by reason, enum sl_close_reason */
-    uint64_t h2_errors[14];  /* GOAWAY/RST codes we sent */
+    uint64_t stream_closes[14]; /* HTTP/2 streams by close code */
+    uint64_t goaways[14];    /* GOAWAY codes we sent */
 } sl_stats;
 
 struct sl_worker {
