@@ -14,6 +14,7 @@
 
 #define PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define TLS_OUT_MAX (16 * 1024) /* encrypted but unsent: cannot be reordered */
+#define TLS_RECORD 16384        /* the largest TLS record's plaintext */
 
 static const char *const close_names[] = {"peer closed", "idle", "timeout", "protocol error",
                                           "tls error", "shutdown", "socket error", "limit"};
@@ -114,18 +115,31 @@ long sl_conn_write(sl_conn *c, const sluice_iovec *iov, int n, size_t max)
         return w;
     }
     /* TLS: encrypt only while little ciphertext is waiting, so what the
-     * scheduler has not committed yet stays reorderable. */
+     * scheduler has not committed yet stays reorderable; gather the pieces
+     * (frame headers, payloads) so each record is full, not one per iovec. */
     long taken = 0;
-    for (int i = 0; i < n; i++) {
-        const uint8_t *d;
-        if (sl_tls_pending(c->tls, &d) >= TLS_OUT_MAX)
-            break;
-        long k = sl_tls_write(c->tls, iov[i].base, iov[i].len);
+    int i = 0;
+    size_t off = 0;
+    while (i < n && sl_tls_unsent(c->tls) < TLS_OUT_MAX) {
+        size_t len = 0;
+        while (i < n && len < TLS_RECORD) {
+            size_t k = iov[i].len - off;
+            if (k > TLS_RECORD - len)
+                k = TLS_RECORD - len;
+            memcpy(c->w->wbuf + len, (const uint8_t *)iov[i].base + off, k);
+            len += k;
+            off += k;
+            if (off == iov[i].len) {
+                i++;
+                off = 0;
+            }
+        }
+        long k = sl_tls_write(c->tls, c->w->wbuf, len);
         if (k < 0)
             return k;
         taken += k;
-        if ((size_t)k < iov[i].len)
-            break;
+        if ((size_t)k < len)
+            break; /* handshake not done: nothing taken past this */
     }
     int left = tls_push(c);
     if (left < 0)
@@ -409,10 +423,13 @@ void sl_conn_update(sl_conn *c)
     int events = c->peer_fin || c->read_paused ? 0 : UV_READABLE;
     if (c->write_blocked)
         events |= UV_WRITABLE;
-    if (events)
-        uv_poll_start(&c->poll, events, on_poll);
-    else
-        uv_poll_stop(&c->poll);
+    if (events != c->poll_events) { /* each change is an epoll_ctl */
+        if (events)
+            uv_poll_start(&c->poll, events, on_poll);
+        else
+            uv_poll_stop(&c->poll);
+        c->poll_events = events;
+    }
     uint64_t d = state_deadline(c), now = sl_now_ms(c);
     uv_timer_start(&c->timer, on_timer, d > now ? d - now : 0, 0);
 }
@@ -464,6 +481,7 @@ void sl_conn_accept(sl_worker *w, int fd, int tls, const struct sockaddr *peer)
         return;
     }
     c->state = tls ? SL_CONN_HANDSHAKE : SL_CONN_DETECT;
+    c->poll_events = -1;
     uv_poll_init(&w->loop, &c->poll, fd);
     uv_timer_init(&w->loop, &c->timer);
     c->poll.data = c->timer.data = c;

@@ -59,6 +59,7 @@ struct sl_worker {
     size_t rbuf_cap;
     uint8_t *tbuf;           /* shared TLS plaintext buffer */
     size_t tbuf_cap;
+    uint8_t *wbuf;           /* gathers plaintext into whole TLS records */
     sl_stats stats;
     sl_stats snapshot;       /* published under lock for the admin endpoint */
     uv_timer_t stop_timer;
@@ -100,6 +101,7 @@ struct sl_conn {
     int peer_fin;
     int write_blocked;       /* the socket said EAGAIN */
     int read_paused;         /* the protocol holds enough unparsed input */
+    int poll_events;         /* what uv_poll watches now (-1: stopped) */
     int close_reason;
     uint64_t state_since;    /* ms, loop time */
     uint64_t last_read, last_write_progress;

@@ -420,11 +420,12 @@ static long read_file(sl_req *r, const uint8_t **p, size_t max, int *eof)
             *eof = 1;
             return 0;
         }
-        if (!r->buf) {
-            r->buf = malloc(SL_FILE_BUF);
+        if (!r->buf) { /* no bigger than the file: most are small */
+            size_t cap = r->file_left < SL_FILE_BUF ? (size_t)r->file_left : SL_FILE_BUF;
+            r->buf = malloc(cap);
             if (!r->buf)
                 return SLUICE_ERR_NOMEM;
-            r->buf_cap = SL_FILE_BUF;
+            r->buf_cap = cap;
         }
         size_t want = r->file_left < r->buf_cap ? (size_t)r->file_left : r->buf_cap;
         ssize_t got = pread(r->fd, r->buf, want, (off_t)r->file_off);

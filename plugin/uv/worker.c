@@ -317,7 +317,8 @@ int sl_worker_start(sl_worker *w)
     w->tbuf_cap = 64 * 1024;
     w->rbuf = malloc(w->rbuf_cap);
     w->tbuf = malloc(w->tbuf_cap);
-    if (!w->rbuf || !w->tbuf)
+    w->wbuf = malloc(16384);
+    if (!w->rbuf || !w->tbuf || !w->wbuf)
         return SLUICE_ERR_NOMEM;
     uv_loop_init(&w->loop);
     uv_mutex_init(&w->lock);
@@ -358,4 +359,5 @@ void sl_worker_join(sl_worker *w)
     free(w->listeners);
     free(w->rbuf);
     free(w->tbuf);
+    free(w->wbuf);
 }
