@@ -9,6 +9,8 @@ bad=$(printf '%s\n' "$syms" | grep -v -E '^(sluice_[A-Za-z0-9_]+|SLUICE_[0-9_]+)
 if [ -n "$bad" ]; then
   echo "unexpected exports in $lib:"; printf '  %s\n' $bad; exit 1
 fi
-printf '%s\n' "$syms" | grep -qx sluice_version || { echo "sluice_version not exported"; exit 1; }
-readelf -d "$lib" | grep -q 'SONAME.*libsluice.so.0' || { echo "soname is not libsluice.so.0"; exit 1; }
+# Whole outputs are matched, not piped to grep -q (pipefail + SIGPIPE).
+case $'\n'"$syms"$'\n' in *$'\n'sluice_version$'\n'*) ;; *) echo "sluice_version not exported"; exit 1 ;; esac
+dyn=$(readelf -d "$lib")
+case "$dyn" in *"Library soname: [libsluice.so.0]"*) ;; *) echo "soname is not libsluice.so.0"; exit 1 ;; esac
 echo "ok: $(printf '%s\n' "$syms" | grep -c '^sluice_') sluice_* symbols, nothing else"

@@ -19,7 +19,10 @@ out=$(LD_LIBRARY_PATH=$libdir "$tmp/v")
 want=$(pkg-config --modversion sluice)
 [ "$out" = "$want" ] || { echo "pkg-config program printed '$out', want '$want'"; exit 1; }
 # the shared library is what got linked, with its soname
-ldd "$tmp/v" 2>/dev/null | grep -q 'libsluice.so.0' || { echo "not linked to libsluice.so.0"; exit 1; }
+# (ldd's output is captured first: with pipefail, grep -q closing the pipe
+# early would fail the pipeline through ldd's SIGPIPE.)
+deps=$(ldd "$tmp/v" 2>/dev/null || true)
+case "$deps" in *libsluice.so.0*) ;; *) echo "not linked to libsluice.so.0"; exit 1 ;; esac
 
 mkdir -p "$tmp/cm"
 cp "$tmp/v.c" "$tmp/cm/v.c"
