@@ -24,6 +24,15 @@ typedef struct sl_gen {
     sl_tls_ctx *tls;         /* NULL without TLS listeners */
 } sl_gen;
 
+/* What a worker should listen on: the main thread binds the sockets (before
+ * privileges are dropped) and hands them over; a reload keeps the sockets
+ * of addresses that stay, so nothing waiting in their queues is reset. */
+typedef struct sl_listen_plan {
+    int fd;
+    int tls;
+    char name[64];
+} sl_listen_plan;
+
 typedef struct sl_listener {
     uv_poll_t poll;
     int fd;
@@ -50,8 +59,10 @@ struct sl_worker {
     uv_mutex_t lock;         /* guards pending_gen and stop */
     int stop;                /* 1 graceful, 2 fast */
     int stopping;
-    sl_listener *listeners;
+    sl_listener **listeners;
     size_t nlisteners;
+    sl_listen_plan *pending_plan; /* with pending_gen: the new listeners */
+    size_t pending_nplan;
     sl_conn *conns;          /* doubly linked */
     uint32_t nconns;
     uint64_t next_conn_id;

@@ -25,6 +25,9 @@ typedef struct sl_main {
     FILE *access_log, *error_log;
     uv_signal_t sig[5];
     sl_admin admin;
+    sl_listen_plan **plans; /* per worker: the sockets it was given */
+    size_t *nplan;
+    size_t last_n;
 } sl_main;
 
 static void usage(void)
@@ -61,26 +64,58 @@ static sl_gen *load(const char *path, char *err, size_t errlen)
     return g;
 }
 
-/* Each worker binds its own SO_REUSEPORT socket per listener, before any
- * privilege is dropped. */
+/* The listeners worker i should have under cfg: sockets it already has
+ * (by address) are kept, others are bound here. Each worker has its own
+ * SO_REUSEPORT socket per address. With strict, a failed bind fails. */
+static sl_listen_plan *plan_for(sl_main *m, int i, const sl_config *cfg, int strict,
+                                char *err, size_t errlen)
+{
+    sl_listen_plan *p = calloc(cfg->nlistens ? cfg->nlistens : 1, sizeof(*p));
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    size_t n = 0;
+    for (size_t k = 0; k < cfg->nlistens; k++) {
+        sl_listen_plan *e = &p[n];
+        snprintf(e->name, sizeof(e->name), "%s:%u", cfg->listens[k].host,
+                 cfg->listens[k].port);
+        e->tls = cfg->listens[k].tls;
+        e->fd = -1;
+        for (size_t j = 0; j < m->nplan[i]; j++)
+            if (strcmp(m->plans[i][j].name, e->name) == 0)
+                e->fd = m->plans[i][j].fd;
+        if (e->fd < 0)
+            e->fd = sl_listen_socket(&cfg->listens[k], err, errlen);
+        if (e->fd < 0) {
+            if (strict) {
+                for (size_t j = 0; j < n; j++)
+                    close(p[j].fd);
+                free(p);
+                return NULL;
+            }
+            sl_log(0, "%s", err); /* on reload: the rest goes on */
+            continue;
+        }
+        n++;
+    }
+    free(m->plans[i]);
+    m->plans[i] = malloc(n * sizeof(*p) + 1);
+    if (m->plans[i])
+        memcpy(m->plans[i], p, n * sizeof(*p));
+    m->nplan[i] = m->plans[i] ? n : 0;
+    m->last_n = n;
+    return p;
+}
+
 static int bind_all(sl_main *m, char *err, size_t errlen)
 {
-    const sl_config *cfg = m->gen->cfg;
     for (int i = 0; i < m->nworkers; i++) {
         sl_worker *w = &m->workers[i];
-        w->listeners = calloc(cfg->nlistens, sizeof(*w->listeners));
-        if (!w->listeners)
+        w->pending_plan = plan_for(m, i, m->gen->cfg, 1, err, errlen);
+        if (!w->pending_plan)
             return -1;
-        for (size_t k = 0; k < cfg->nlistens; k++) {
-            sl_listener *l = &w->listeners[k];
-            l->fd = sl_listen_socket(&cfg->listens[k], err, errlen);
-            if (l->fd < 0)
-                return -1;
-            l->tls = cfg->listens[k].tls;
-            snprintf(l->name, sizeof(l->name), "%s:%u", cfg->listens[k].host,
-                     cfg->listens[k].port);
-            w->nlisteners++;
-        }
+        w->pending_nplan = m->last_n;
     }
     return 0;
 }
@@ -122,8 +157,10 @@ static void on_signal(uv_signal_t *h, int signum)
             sl_log(0, "reload failed, keeping the running configuration: %s", err);
             return;
         }
-        for (int i = 0; i < m->nworkers; i++)
-            sl_worker_reload(&m->workers[i], g);
+        for (int i = 0; i < m->nworkers; i++) {
+            sl_listen_plan *plan = plan_for(m, i, g->cfg, 0, err, sizeof(err));
+            sl_worker_reload(&m->workers[i], g, plan, plan ? m->last_n : 0);
+        }
         sl_gen_unref(m->gen);
         m->gen = g;
         sl_log(2, "reloaded %s", m->config_path);
@@ -164,7 +201,9 @@ static int serve(sl_main *m)
     const sl_config *cfg = m->gen->cfg;
     m->nworkers = cfg->workers > 0 ? cfg->workers : 1;
     m->workers = calloc((size_t)m->nworkers, sizeof(*m->workers));
-    if (!m->workers || bind_all(m, err, sizeof(err)) != 0) {
+    m->plans = calloc((size_t)m->nworkers, sizeof(*m->plans));
+    m->nplan = calloc((size_t)m->nworkers, sizeof(*m->nplan));
+    if (!m->workers || !m->plans || !m->nplan || bind_all(m, err, sizeof(err)) != 0) {
         fprintf(stderr, "sluice: %s\n", err);
         return 1;
     }
@@ -198,9 +237,13 @@ static int serve(sl_main *m)
     printf("sluice %s ready\n", sluice_version());
     fflush(stdout);
     uv_run(m->loop, UV_RUN_DEFAULT);
-    for (int i = 0; i < m->nworkers; i++)
+    for (int i = 0; i < m->nworkers; i++) {
         sl_worker_join(&m->workers[i]);
+        free(m->plans[i]);
+    }
     free(m->workers);
+    free(m->plans);
+    free(m->nplan);
     if (m->gen->cfg->pid_file)
         unlink(m->gen->cfg->pid_file);
     sl_gen_unref(m->gen);

@@ -156,18 +156,18 @@ void sl_worker_resume_accept(sl_worker *w)
     if (w->stopping || w->nconns >= w->gen->cfg->max_connections)
         return;
     for (size_t i = 0; i < w->nlisteners; i++)
-        if (w->listeners[i].paused) {
-            w->listeners[i].paused = 0;
-            uv_poll_start(&w->listeners[i].poll, UV_READABLE, on_listener_poll);
+        if (w->listeners[i]->paused) {
+            w->listeners[i]->paused = 0;
+            uv_poll_start(&w->listeners[i]->poll, UV_READABLE, on_listener_poll);
         }
 }
 
 static void pause_accept(sl_worker *w)
 {
     for (size_t i = 0; i < w->nlisteners; i++)
-        if (!w->listeners[i].paused && w->listeners[i].fd >= 0) {
-            w->listeners[i].paused = 1;
-            uv_poll_stop(&w->listeners[i].poll);
+        if (!w->listeners[i]->paused && w->listeners[i]->fd >= 0) {
+            w->listeners[i]->paused = 1;
+            uv_poll_stop(&w->listeners[i]->poll);
         }
     sl_log(1, "worker %d: %u connections: accepting paused", w->index, w->nconns);
 }
@@ -200,31 +200,71 @@ static void on_listener_poll(uv_poll_t *p, int status, int events)
 
 static void listener_closed(uv_handle_t *h)
 {
-    (void)h;
+    free(h->data);
 }
 
-static void start_listeners(sl_worker *w)
+static void close_listener(sl_listener *l)
 {
-    for (size_t i = 0; i < w->nlisteners; i++) {
-        sl_listener *l = &w->listeners[i];
-        l->w = w;
-        uv_poll_init(&w->loop, &l->poll, l->fd);
-        l->poll.data = l;
+    uv_poll_stop(&l->poll);
+    uv_close((uv_handle_t *)&l->poll, listener_closed);
+    close(l->fd);
+}
+
+static sl_listener *open_listener(sl_worker *w, const sl_listen_plan *p)
+{
+    sl_listener *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->w = w;
+    l->fd = p->fd;
+    l->tls = p->tls;
+    memcpy(l->name, p->name, sizeof(l->name));
+    uv_poll_init(&w->loop, &l->poll, l->fd);
+    l->poll.data = l;
+    l->paused = w->nconns >= w->gen->cfg->max_connections;
+    if (!l->paused)
         uv_poll_start(&l->poll, UV_READABLE, on_listener_poll);
+    return l;
+}
+
+/* Listen on plan: sockets already held are kept as they are (their accept
+ * queues survive), new ones start, the others close. */
+static void apply_plan(sl_worker *w, const sl_listen_plan *plan, size_t n)
+{
+    sl_listener **next = calloc(n ? n : 1, sizeof(*next));
+    if (!next) {
+        sl_log(0, "worker %d: out of memory applying listeners", w->index);
+        return;
     }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        sl_listener *l = NULL;
+        for (size_t j = 0; j < w->nlisteners && !l; j++)
+            if (w->listeners[j] && w->listeners[j]->fd == plan[i].fd) {
+                l = w->listeners[j];
+                w->listeners[j] = NULL;
+                l->tls = plan[i].tls;
+            }
+        if (!l)
+            l = open_listener(w, &plan[i]);
+        if (l)
+            next[k++] = l;
+    }
+    for (size_t j = 0; j < w->nlisteners; j++)
+        if (w->listeners[j]) {
+            if (plan) /* a reload dropped it (at stop all go, silently) */
+                sl_log(2, "worker %d: no longer listening on %s", w->index,
+                       w->listeners[j]->name);
+            close_listener(w->listeners[j]);
+        }
+    free(w->listeners);
+    w->listeners = next;
+    w->nlisteners = k;
 }
 
 static void close_listeners(sl_worker *w)
 {
-    for (size_t i = 0; i < w->nlisteners; i++) {
-        sl_listener *l = &w->listeners[i];
-        if (l->fd < 0)
-            continue;
-        uv_poll_stop(&l->poll);
-        uv_close((uv_handle_t *)&l->poll, listener_closed);
-        close(l->fd);
-        l->fd = -1;
-    }
+    apply_plan(w, NULL, 0);
 }
 
 /* ---- stop and reload -------------------------------------------------------- */
@@ -288,14 +328,20 @@ static void on_wake(uv_async_t *a)
     sl_worker *w = a->data;
     uv_mutex_lock(&w->lock);
     sl_gen *g = w->pending_gen;
+    sl_listen_plan *plan = w->pending_plan;
+    size_t nplan = w->pending_nplan;
     w->pending_gen = NULL;
+    w->pending_plan = NULL;
     int stop = w->stop;
     uv_mutex_unlock(&w->lock);
     if (g) { /* new connections get it; open ones keep theirs */
         sl_gen_unref(w->gen);
         w->gen = g;
+        if (!w->stopping && plan)
+            apply_plan(w, plan, nplan);
         sl_worker_resume_accept(w);
     }
+    free(plan);
     if (stop)
         begin_stop(w, stop);
 }
@@ -326,17 +372,23 @@ int sl_worker_start(sl_worker *w)
     w->wake.data = w;
     uv_timer_init(&w->loop, &w->stop_timer);
     w->stop_timer.data = w;
-    start_listeners(w);
+    sl_listen_plan *plan = w->pending_plan;
+    w->pending_plan = NULL;
+    apply_plan(w, plan, w->pending_nplan);
+    free(plan);
     return uv_thread_create(&w->thread, run, w) == 0 ? 0 : SLUICE_ERR_INTERNAL;
 }
 
-void sl_worker_reload(sl_worker *w, sl_gen *g)
+void sl_worker_reload(sl_worker *w, sl_gen *g, sl_listen_plan *plan, size_t n)
 {
     sl_gen_ref(g);
     uv_mutex_lock(&w->lock);
     if (w->pending_gen)
         sl_gen_unref(w->pending_gen);
+    free(w->pending_plan); /* superseded: it named the same or older sockets */
     w->pending_gen = g;
+    w->pending_plan = plan;
+    w->pending_nplan = n;
     uv_mutex_unlock(&w->lock);
     uv_async_send(&w->wake);
 }
@@ -354,6 +406,7 @@ void sl_worker_join(sl_worker *w)
     uv_thread_join(&w->thread);
     if (w->pending_gen)
         sl_gen_unref(w->pending_gen);
+    free(w->pending_plan);
     sl_gen_unref(w->gen);
     uv_mutex_destroy(&w->lock);
     free(w->listeners);

@@ -12,8 +12,9 @@ void sl_addr_name(const struct sockaddr *sa, char *out, size_t cap);
 /* A bound, listening, non-blocking socket for l, or -1 with err set. */
 int sl_listen_socket(const sl_cfg_listen *l, char *err, size_t errlen);
 int sl_worker_start(sl_worker *w);
-/* Hand a new generation to a running worker (it takes a reference). */
-void sl_worker_reload(sl_worker *w, sl_gen *g);
+/* Hand a new generation and the listeners it wants to a running worker
+ * (it takes a reference to g and ownership of plan). */
+void sl_worker_reload(sl_worker *w, sl_gen *g, sl_listen_plan *plan, size_t n);
 void sl_worker_stop(sl_worker *w, int mode); /* 1 graceful, 2 fast */
 void sl_worker_join(sl_worker *w);
 void sl_worker_resume_accept(sl_worker *w);

@@ -6,13 +6,15 @@ new connections see the new config, open ones keep going."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hostutil import H2, ROUTES, Site, Sluice, h2load_counts, main, need, run  # noqa: E402
+from hostutil import (H2, ROUTES, Site, Sluice, free_port, h2load_counts, main, need,  # noqa: E402
+                      run, tls_connect)
 
 
 def h2load(*args, n=5000, timeout=30):
@@ -101,6 +103,42 @@ def test_sighup_reload_under_load():
         assert old.goaways == [], old.goaways
         old.close()
         assert "reload failed" not in s.stderr(), s.stderr()[-2000:]
+
+
+def test_sighup_changes_listeners():
+    """A reload that moves the plain listener: the new address serves, the
+    dropped one refuses, and the TLS listener (kept) never stops."""
+    with Site() as site:
+        moved = free_port()
+        with Sluice(site.config(ROUTES)) as s:
+            c = H2.plain(site.plain)
+            assert c.response(c.request("/"))[1] == Site.INDEX
+            c.close()
+            cfg = open(site.config(ROUTES)).read().replace(
+                "127.0.0.1:%d\"" % site.plain, "127.0.0.1:%d\"" % moved)
+            site.write("sluice.lua", cfg)
+            s.signal(signal.SIGHUP)
+            until = time.monotonic() + 3
+            while True:
+                try:
+                    c = H2.plain(moved)
+                    break
+                except OSError:
+                    assert time.monotonic() < until, "new listener not up 3 s after SIGHUP"
+                    time.sleep(0.05)
+            assert c.response(c.request("/"))[1] == Site.INDEX
+            c.close()
+            until = time.monotonic() + 3
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", site.plain), timeout=1).close()
+                except ConnectionRefusedError:
+                    break
+                assert time.monotonic() < until, "dropped listener still accepts"
+                time.sleep(0.05)
+            t = tls_connect(site.tls, alpn=["h2"], server_hostname="localhost")
+            t.close()
+            assert "no longer listening on 127.0.0.1:%d" % site.plain in s.stderr()
 
 
 if __name__ == "__main__":
