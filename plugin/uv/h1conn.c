@@ -79,6 +79,7 @@ static int begin(sl_conn *c, sl_h1conn *h, const sl_h1_head *hd)
                         : hd->body == SL_H1_BODY_NONE ? 0 : -1;
     r->started_ms = sl_now_ms(c);
     r->echo_cap = SL_ECHO_BUF;
+    r->fcache = &c->w->fcache;
     h->req = r;
     h->head_since = 0;
     h->keep_alive = hd->keep_alive && !h->closing;

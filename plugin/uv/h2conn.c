@@ -160,6 +160,7 @@ static int on_headers(sluice_session *s, uint32_t id, int kind, const sluice_nv 
     q->id = id;
     q->r.started_ms = sl_now_ms(c);
     q->r.echo_cap = c->gen->cfg->h2.initial_window_size;
+    q->r.fcache = &c->w->fcache;
     sluice_session_set_stream_user_data(s, id, q);
     c->open_reqs++;
     c->w->stats.requests++;

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "fcache.h"
 #include "h1.h"
 #include "sluice.h"
 #include "tls.h"
@@ -71,6 +72,7 @@ struct sl_worker {
     uint8_t *tbuf;           /* shared TLS plaintext buffer */
     size_t tbuf_cap;
     uint8_t *wbuf;           /* gathers plaintext into whole TLS records */
+    sl_fcache fcache;        /* small static files, this worker's own */
     sl_stats stats;
     sl_stats snapshot;       /* published under lock for the admin endpoint */
     uv_timer_t stop_timer;

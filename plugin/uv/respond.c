@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "h1.h"
+#include "fcache.h"
 #include "respond.h"
 
 const char *sl_status_text(int status)
@@ -252,25 +253,33 @@ static void http_date(time_t t, char *out, size_t cap)
     strftime(out, cap, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
-static int open_file(const sl_cfg_route *rt, const char *path, char *full, size_t cap,
-                     struct stat *st)
+/* root + the decoded, checked request path. */
+static int build_path(const sl_cfg_route *rt, const char *path, char *full, size_t cap)
 {
     char rel[2048];
-    if (safe_path(path, strlen(rt->path) - (rt->path[strlen(rt->path) - 1] == '/'), rel,
-                  sizeof(rel)) != 0)
+    size_t skip = strlen(rt->path) - (rt->path[strlen(rt->path) - 1] == '/');
+    if (safe_path(path, skip, rel, sizeof(rel)) != 0)
         return -EACCES;
-    int n = snprintf(full, cap, "%s%s", rt->root, rel[0] == '/' || !rel[0] ? rel : "/");
-    if (n < 0 || (size_t)n >= cap)
-        return -ENAMETOOLONG;
     if (rel[0] && rel[0] != '/')
         return -ENOENT;
+    int n = snprintf(full, cap, "%s%s", rt->root, rel[0] ? rel : "/");
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static int add_index(const sl_cfg_route *rt, char *full, size_t cap)
+{
+    size_t fl = strlen(full);
+    int n = snprintf(full + fl, cap - fl, "%s%s", full[fl - 1] == '/' ? "" : "/",
+                     rt->index ? rt->index : "index.html");
+    return n < 0 || (size_t)n >= cap - fl ? -ENAMETOOLONG : 0;
+}
+
+static int open_file(const sl_cfg_route *rt, char *full, size_t cap, struct stat *st)
+{
     int fd = open(full, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd >= 0 && fstat(fd, st) == 0 && S_ISDIR(st->st_mode)) {
         close(fd);
-        size_t fl = strlen(full);
-        n = snprintf(full + fl, cap - fl, "%s%s", full[fl - 1] == '/' ? "" : "/",
-                     rt->index ? rt->index : "index.html");
-        if (n < 0 || (size_t)n >= cap - fl)
+        if (add_index(rt, full, cap) != 0)
             return -ENAMETOOLONG;
         fd = open(full, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
         if (fd >= 0 && fstat(fd, st) != 0) {
@@ -287,6 +296,71 @@ static int open_file(const sl_cfg_route *rt, const char *path, char *full, size_
     return fd;
 }
 
+/* Small files come from the worker's cache (NULL: open it instead). */
+static sl_fentry *cached_file(sl_req *r, const sl_cfg_route *rt, char *full, size_t cap)
+{
+    if (!r->fcache)
+        return NULL;
+    sl_fentry *e = sl_fcache_get(r->fcache, full, r->started_ms);
+    if (e && e->kind == SL_FENTRY_DIR) {
+        sl_fcache_put(r->fcache, e);
+        e = add_index(rt, full, cap) == 0 ? sl_fcache_get(r->fcache, full, r->started_ms)
+                                          : NULL;
+    }
+    if (e && e->kind != SL_FENTRY_FILE) {
+        sl_fcache_put(r->fcache, e);
+        e = NULL;
+    }
+    return e;
+}
+
+/* Validators, conditional GET and ranges (RFC 9110 §13, §14). Returns 1
+ * with the byte range to send, 0 when no body goes out. */
+static int static_headers(sl_req *r, const struct stat *st, const char *full,
+                          const sluice_nv *nv, size_t n, uint64_t *from, uint64_t *len)
+{
+    char etag[64], lm[64];
+    snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)st->st_mtime,
+             (unsigned long long)st->st_size);
+    http_date(st->st_mtime, lm, sizeof(lm));
+    size_t vl;
+    const char *inm = find_hdr(nv, n, "if-none-match", &vl);
+    const char *ims = inm ? NULL : find_hdr(nv, n, "if-modified-since", &vl);
+    int not_modified = inm ? etag_matches(inm, vl, etag)
+                           : ims && parse_http_date(ims, vl) >= st->st_mtime;
+    r->status = not_modified ? 304 : 200;
+    sl_resp_header(r, "etag", etag, strlen(etag));
+    sl_resp_header(r, "last-modified", lm, strlen(lm));
+    sl_resp_header(r, "accept-ranges", "bytes", 5);
+    if (not_modified)
+        return 0;
+    const char *ct = content_type(full);
+    sl_resp_header(r, "content-type", ct, strlen(ct));
+    uint64_t size = (uint64_t)st->st_size, to = size ? size - 1 : 0;
+    *from = 0;
+    const char *range = find_hdr(nv, n, "range", &vl);
+    int rr = range ? parse_range(range, vl, size, from, &to) : 0;
+    char cr[96];
+    if (rr < 0) {
+        r->nhdrs = r->hlen = 0;
+        sl_respond_error(r, 416);
+        int k = snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
+        sl_resp_header(r, "content-range", cr, (size_t)k);
+        return 0;
+    }
+    if (rr > 0) {
+        r->status = 206;
+        int k = snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)*from,
+                         (unsigned long long)to, (unsigned long long)size);
+        sl_resp_header(r, "content-range", cr, (size_t)k);
+    }
+    *len = size ? to - *from + 1 : 0;
+    header_u64(r, "content-length", *len);
+    r->body_len = *len;
+    r->body_kind = SL_BODY_NONE;
+    return !r->is_head && *len > 0;
+}
+
 static void respond_static(sl_req *r, const sl_cfg_route *rt, const sluice_nv *nv, size_t n)
 {
     if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
@@ -296,54 +370,26 @@ static void respond_static(sl_req *r, const sl_cfg_route *rt, const sluice_nv *n
     }
     char full[4096];
     struct stat st;
-    int fd = open_file(rt, r->path, full, sizeof(full), &st);
+    uint64_t from = 0, len = 0;
+    int rc = build_path(rt, r->path, full, sizeof(full));
+    sl_fentry *e = rc == 0 ? cached_file(r, rt, full, sizeof(full)) : NULL;
+    if (e) { /* memory body: no file syscalls at all */
+        if (static_headers(r, &e->st, full, nv, n, &from, &len)) {
+            r->fentry = e;
+            r->body_kind = SL_BODY_MEM;
+            r->mem = e->data + from;
+        } else {
+            sl_fcache_put(r->fcache, e);
+        }
+        return;
+    }
+    int fd = rc == 0 ? open_file(rt, full, sizeof(full), &st) : rc;
     if (fd < 0) {
         sl_respond_error(r, fd == -ENOENT || fd == -ENOTDIR ? 404 : 403);
         return;
     }
-    char etag[64], lm[64];
-    snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)st.st_mtime,
-             (unsigned long long)st.st_size);
-    http_date(st.st_mtime, lm, sizeof(lm));
-    size_t vl;
-    const char *inm = find_hdr(nv, n, "if-none-match", &vl);
-    const char *ims = inm ? NULL : find_hdr(nv, n, "if-modified-since", &vl);
-    int not_modified = inm ? etag_matches(inm, vl, etag)
-                           : ims && parse_http_date(ims, vl) >= st.st_mtime;
-    r->status = not_modified ? 304 : 200;
-    sl_resp_header(r, "etag", etag, strlen(etag));
-    sl_resp_header(r, "last-modified", lm, strlen(lm));
-    sl_resp_header(r, "accept-ranges", "bytes", 5);
-    if (not_modified) {
+    if (!static_headers(r, &st, full, nv, n, &from, &len)) {
         close(fd);
-        return;
-    }
-    const char *ct = content_type(full);
-    sl_resp_header(r, "content-type", ct, strlen(ct));
-    uint64_t size = (uint64_t)st.st_size, from = 0, to = size ? size - 1 : 0;
-    const char *range = find_hdr(nv, n, "range", &vl);
-    int rr = range ? parse_range(range, vl, size, &from, &to) : 0;
-    char cr[96];
-    if (rr < 0) {
-        close(fd);
-        r->nhdrs = r->hlen = 0;
-        sl_respond_error(r, 416);
-        int k = snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
-        sl_resp_header(r, "content-range", cr, (size_t)k);
-        return;
-    }
-    if (rr > 0) {
-        r->status = 206;
-        int k = snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)from,
-                         (unsigned long long)to, (unsigned long long)size);
-        sl_resp_header(r, "content-range", cr, (size_t)k);
-    }
-    uint64_t len = size ? to - from + 1 : 0;
-    header_u64(r, "content-length", len);
-    r->body_len = len;
-    if (r->is_head || len == 0) {
-        close(fd);
-        r->body_kind = SL_BODY_NONE;
         return;
     }
     r->body_kind = SL_BODY_FILE;
@@ -536,6 +582,8 @@ void sl_body_feed_end(sl_req *r)
 
 void sl_req_free(sl_req *r)
 {
+    if (r->fentry)
+        sl_fcache_put(r->fcache, r->fentry);
     if (r->fd >= 0)
         close(r->fd);
     free(r->buf);

@@ -15,6 +15,9 @@ enum sl_body_kind { SL_BODY_NONE, SL_BODY_MEM, SL_BODY_FILE, SL_BODY_ECHO };
 #define SL_ECHO_BUF (64 * 1024)
 #define SL_FILE_BUF (32 * 1024)
 
+struct sl_fcache;
+struct sl_fentry;
+
 typedef struct sl_req {
     /* request */
     char method[16];
@@ -25,6 +28,8 @@ typedef struct sl_req {
     uint64_t body_received;
     uint64_t max_body;
     uint64_t started_ms;
+    struct sl_fcache *fcache;  /* the worker's small-file cache (or NULL) */
+    struct sl_fentry *fentry;  /* cached file the body points into */
     /* response */
     int status;
     sluice_nv hdrs[SL_RESP_MAX_HDRS];

@@ -355,6 +355,7 @@ static void run(void *arg)
     uv_timer_start(&check, on_check, 100, 100);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_loop_close(&w->loop);
+    sl_fcache_free(&w->fcache);
 }
 
 int sl_worker_start(sl_worker *w)
@@ -367,6 +368,7 @@ int sl_worker_start(sl_worker *w)
     if (!w->rbuf || !w->tbuf || !w->wbuf)
         return SLUICE_ERR_NOMEM;
     uv_loop_init(&w->loop);
+    sl_fcache_init(&w->fcache);
     uv_mutex_init(&w->lock);
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->wake.data = w;
