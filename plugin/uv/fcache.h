@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#define SL_FCACHE_MAX_FILE (64 * 1024)       /* larger files are not cached */
+#define SL_FCACHE_MAX_FILE (256 * 1024)      /* larger files are not cached */
 #define SL_FCACHE_MAX_BYTES (16u << 20)      /* per worker */
 #define SL_FCACHE_MAX_ENTRIES 4096
 #define SL_FCACHE_VALID_MS 1000              /* how long a stat is trusted */
