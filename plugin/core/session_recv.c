@@ -49,10 +49,10 @@ static int ignored(const sluice_session *s, uint32_t id)
 /* ---- DATA (§6.1) --------------------------------------------------------- */
 
 /* Bytes the application will never see (padding, data on streams that
- * are gone) go straight back to the connection window. */
-static int release_conn(sluice_session *s, size_t n)
+ * are gone) go straight back to the connection window: they were charged
+ * to it but never buffered, so the credit computation gives them back. */
+static int release_conn(sluice_session *s)
 {
-    (void)n; /* window already charged; credit_due recomputes what is owed */
     return sl_session_credit(s, NULL);
 }
 
@@ -84,20 +84,20 @@ static int on_data(sluice_session *s, const sl_frame *f)
     if (!st) {
         if (is_idle(s, f->stream_id))
             return CONN_ERR(s, SLUICE_H2_PROTOCOL_ERROR, "DATA on idle stream");
-        int rv = release_conn(s, len);
+        int rv = release_conn(s);
         if (rv == 0 && !ignored(s, f->stream_id))
             rv = sl_session_stream_error(s, f->stream_id, SLUICE_H2_STREAM_CLOSED,
                                          "DATA on closed stream");
         return rv;
     }
     if (st->recv_closed || (!st->peer_initiated && !st->final_received)) {
-        release_conn(s, len);
+        release_conn(s);
         return sl_session_stream_error(s, st->id, st->recv_closed ? SLUICE_H2_STREAM_CLOSED
                                                                   : SLUICE_H2_PROTOCOL_ERROR,
                                        "DATA not allowed in this state");
     }
     if (len > st->recv_window) {
-        release_conn(s, len);
+        release_conn(s);
         return sl_session_stream_error(s, st->id, SLUICE_H2_FLOW_CONTROL_ERROR,
                                        "DATA beyond stream window");
     }

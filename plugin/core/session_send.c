@@ -420,7 +420,7 @@ int sluice_session_want_write(const sluice_session *s)
 
 /* ---- submit calls -------------------------------------------------------- */
 
-static sl_stream *new_stream(sluice_session *s, uint32_t id, int peer)
+sl_stream *sl_session_new_stream(sluice_session *s, uint32_t id, int peer)
 {
     sl_stream *st = sl_calloc(&s->mem, sizeof(*st));
     if (!st)
@@ -443,11 +443,6 @@ static sl_stream *new_stream(sluice_session *s, uint32_t id, int peer)
     return st;
 }
 
-sl_stream *sl_session_new_stream(sluice_session *s, uint32_t id, int peer)
-{
-    return new_stream(s, id, peer);
-}
-
 static void set_source(sluice_session *s, sl_stream *st, const sluice_data_source *src)
 {
     st->has_source = 1;
@@ -468,7 +463,7 @@ int sluice_session_submit_request(sluice_session *s, const sluice_nv *nv, size_t
     sl_http_request req;
     if (sl_http_check_request(nv, n, 0, &req) != 0 || check_fields(nv, n) != 0)
         return SLUICE_ERR_INVAL;
-    sl_stream *st = new_stream(s, s->next_local_stream, 0);
+    sl_stream *st = sl_session_new_stream(s, s->next_local_stream, 0);
     if (!st)
         return SLUICE_ERR_NOMEM;
     s->next_local_stream += 2;

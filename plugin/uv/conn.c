@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "worker.h"
 
 #define PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define TLS_OUT_MAX (16 * 1024) /* encrypted but unsent: cannot be reordered */
@@ -69,7 +70,6 @@ void sl_conn_abort(sl_conn *c, int reason)
     uv_close((uv_handle_t *)&c->poll, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     /* A slot is free: listeners paused at the connection limit resume. */
-    extern void sl_worker_resume_accept(sl_worker * w);
     sl_worker_resume_accept(c->w);
 }
 
@@ -471,7 +471,6 @@ void sl_conn_accept(sl_worker *w, int fd, int tls, const struct sockaddr *peer)
     c->id = ++w->next_conn_id;
     c->tls_listener = tls;
     c->state_since = c->last_read = c->last_write_progress = uv_now(&w->loop);
-    extern void sl_addr_name(const struct sockaddr *sa, char *out, size_t cap);
     sl_addr_name(peer, c->peer, sizeof(c->peer));
     tune_socket(fd, c->gen->cfg->notsent_lowat);
     if (tls && (!c->gen->tls || sl_tls_conn_new(&c->tls, c->gen->tls, NULL) != 0)) {

@@ -27,7 +27,6 @@ typedef struct sl_main {
     sl_admin admin;
     sl_listen_plan **plans; /* per worker: the sockets it was given */
     size_t *nplan;
-    size_t last_n;
 } sl_main;
 
 static void usage(void)
@@ -68,7 +67,7 @@ static sl_gen *load(const char *path, char *err, size_t errlen)
  * (by address) are kept, others are bound here. Each worker has its own
  * SO_REUSEPORT socket per address. With strict, a failed bind fails. */
 static sl_listen_plan *plan_for(sl_main *m, int i, const sl_config *cfg, int strict,
-                                char *err, size_t errlen)
+                                size_t *count, char *err, size_t errlen)
 {
     sl_listen_plan *p = calloc(cfg->nlistens ? cfg->nlistens : 1, sizeof(*p));
     if (!p) {
@@ -104,7 +103,7 @@ static sl_listen_plan *plan_for(sl_main *m, int i, const sl_config *cfg, int str
     if (m->plans[i])
         memcpy(m->plans[i], p, n * sizeof(*p));
     m->nplan[i] = m->plans[i] ? n : 0;
-    m->last_n = n;
+    *count = n;
     return p;
 }
 
@@ -112,10 +111,9 @@ static int bind_all(sl_main *m, char *err, size_t errlen)
 {
     for (int i = 0; i < m->nworkers; i++) {
         sl_worker *w = &m->workers[i];
-        w->pending_plan = plan_for(m, i, m->gen->cfg, 1, err, errlen);
+        w->pending_plan = plan_for(m, i, m->gen->cfg, 1, &w->pending_nplan, err, errlen);
         if (!w->pending_plan)
             return -1;
-        w->pending_nplan = m->last_n;
     }
     return 0;
 }
@@ -158,8 +156,9 @@ static void on_signal(uv_signal_t *h, int signum)
             return;
         }
         for (int i = 0; i < m->nworkers; i++) {
-            sl_listen_plan *plan = plan_for(m, i, g->cfg, 0, err, sizeof(err));
-            sl_worker_reload(&m->workers[i], g, plan, plan ? m->last_n : 0);
+            size_t n = 0;
+            sl_listen_plan *plan = plan_for(m, i, g->cfg, 0, &n, err, sizeof(err));
+            sl_worker_reload(&m->workers[i], g, plan, n);
         }
         sl_gen_unref(m->gen);
         m->gen = g;

@@ -318,8 +318,6 @@ static void begin_stop(sl_worker *w, int mode)
         }
     }
     uv_timer_start(&w->stop_timer, on_stop_timer, w->gen->cfg->timeouts.drain, 0);
-    static uv_timer_t *dummy;
-    (void)dummy;
     maybe_exit(w);
 }
 
