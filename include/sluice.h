@@ -400,7 +400,9 @@ SLUICE_API int sluice_session_resume_data(sluice_session *s, uint32_t stream_id)
 SLUICE_API int sluice_session_submit_rst(sluice_session *s, uint32_t stream_id,
                                          uint32_t error_code);
 SLUICE_API int sluice_session_submit_ping(sluice_session *s, const uint8_t opaque[8]);
-/* Change some of our SETTINGS; they apply once the peer acknowledges. */
+/* Change some of our SETTINGS (n pairs of id, value; at most 10); they
+ * apply once the peer acknowledges. SLUICE_ERR_AGAIN while 4 earlier
+ * SETTINGS are still unacknowledged. */
 SLUICE_API int sluice_session_submit_settings(sluice_session *s,
                                               const uint32_t *ids_values, size_t n);
 /* GOAWAY. graceful: NO_ERROR in two phases (2^31-1 and a PING, then the

@@ -13,7 +13,8 @@
 
 #define SL_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define SL_PREFACE_LEN 24
-#define SL_MAX_PENDING_SETTINGS 8
+#define SL_MAX_PENDING_SETTINGS 4
+#define SL_MAX_SETTINGS 10 /* per SETTINGS frame we send */
 #define SL_RESET_RING 64
 #define SL_DEFAULT_WINDOW 65535u
 
@@ -30,7 +31,7 @@ typedef struct sl_settings {
 
 /* SETTINGS we sent that the peer has not acknowledged yet. */
 typedef struct sl_pending_settings {
-    sl_setting s[16];
+    sl_setting s[SL_MAX_SETTINGS];
     size_t n;
     uint64_t sent_at;
 } sl_pending_settings;

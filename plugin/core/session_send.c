@@ -41,9 +41,9 @@ int sl_session_send_window_update(sluice_session *s, uint32_t id, uint32_t inc)
 
 int sl_session_send_settings(sluice_session *s, const sl_setting *v, size_t n)
 {
-    if (s->npending == SL_MAX_PENDING_SETTINGS || n > 16)
+    if (s->npending == SL_MAX_PENDING_SETTINGS || n > SL_MAX_SETTINGS)
         return SLUICE_ERR_AGAIN;
-    uint8_t f[SL_FRAME_HDR_LEN + 16 * 6];
+    uint8_t f[SL_FRAME_HDR_LEN + SL_MAX_SETTINGS * 6];
     long len = sl_frame_encode_settings(f, sizeof(f), v, n);
     if (len < 0)
         return (int)len;
@@ -610,8 +610,8 @@ int sluice_session_submit_ping(sluice_session *s, const uint8_t opaque[8])
 
 int sluice_session_submit_settings(sluice_session *s, const uint32_t *ids_values, size_t n)
 {
-    sl_setting v[16];
-    if (!s || n > 16 || (n && !ids_values))
+    sl_setting v[SL_MAX_SETTINGS];
+    if (!s || n > SL_MAX_SETTINGS || (n && !ids_values))
         return SLUICE_ERR_INVAL;
     for (size_t i = 0; i < n; i++) {
         uint32_t id = ids_values[2 * i], val = ids_values[2 * i + 1];
