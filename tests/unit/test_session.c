@@ -166,3 +166,23 @@ TEST(large_body_flows_under_small_windows)
     sluice_session_free(c);
     sluice_session_free(s);
 }
+
+TEST(unacknowledged_settings_are_bounded)
+{
+    sluice_session_callbacks cb = callbacks();
+    app a = {0};
+    sluice_session *s;
+    CHECK_INT(sluice_session_new(&s, SLUICE_ROLE_SERVER, &cb, &a, NULL, NULL, 0), 0);
+    const uint32_t v[2] = {3 /* MAX_CONCURRENT_STREAMS */, 50};
+    /* the initial SETTINGS is the first of four that may wait for an ACK */
+    for (int i = 0; i < 3; i++)
+        CHECK_INT(sluice_session_submit_settings(s, v, 1), 0);
+    CHECK_INT(sluice_session_submit_settings(s, v, 1), SLUICE_ERR_AGAIN);
+    const uint32_t bad[2] = {2 /* ENABLE_PUSH: a server must not */, 1};
+    CHECK_INT(sluice_session_submit_settings(s, bad, 1), SLUICE_ERR_INVAL);
+    uint32_t many[22];
+    for (int i = 0; i < 11; i++)
+        many[2 * i] = 3, many[2 * i + 1] = 10;
+    CHECK_INT(sluice_session_submit_settings(s, many, 11), SLUICE_ERR_INVAL);
+    sluice_session_free(s);
+}
