@@ -22,7 +22,7 @@ static const char *const close_names[] = {"peer closed", "idle", "timeout", "pro
 
 uint64_t sl_now_ms(const sl_conn *c)
 {
-    return uv_now(&c->w->loop);
+    return uv_now(c->w->loop);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -470,7 +470,7 @@ void sl_conn_accept(sl_worker *w, int fd, int tls, const struct sockaddr *peer)
     c->fd = fd;
     c->id = ++w->next_conn_id;
     c->tls_listener = tls;
-    c->state_since = c->last_read = c->last_write_progress = uv_now(&w->loop);
+    c->state_since = c->last_read = c->last_write_progress = uv_now(w->loop);
     sl_addr_name(peer, c->peer, sizeof(c->peer));
     tune_socket(fd, c->gen->cfg->notsent_lowat);
     if (tls && (!c->gen->tls || sl_tls_conn_new(&c->tls, c->gen->tls, NULL) != 0)) {
@@ -481,8 +481,8 @@ void sl_conn_accept(sl_worker *w, int fd, int tls, const struct sockaddr *peer)
     }
     c->state = tls ? SL_CONN_HANDSHAKE : SL_CONN_DETECT;
     c->poll_events = -1;
-    uv_poll_init(&w->loop, &c->poll, fd);
-    uv_timer_init(&w->loop, &c->timer);
+    uv_poll_init(w->loop, &c->poll, fd);
+    uv_timer_init(w->loop, &c->timer);
     c->poll.data = c->timer.data = c;
     c->handles_open = 2;
     c->next = w->conns;

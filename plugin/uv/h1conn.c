@@ -80,6 +80,8 @@ static int begin(sl_conn *c, sl_h1conn *h, const sl_h1_head *hd)
     r->started_ms = sl_now_ms(c);
     r->echo_cap = SL_ECHO_BUF;
     r->fcache = &c->w->fcache;
+    r->handler = c->w->handler;
+    r->handler_ud = c->w->handler_ud;
     h->req = r;
     h->head_since = 0;
     h->keep_alive = hd->keep_alive && !h->closing;

@@ -161,6 +161,8 @@ static int on_headers(sluice_session *s, uint32_t id, int kind, const sluice_nv 
     q->r.started_ms = sl_now_ms(c);
     q->r.echo_cap = c->gen->cfg->h2.initial_window_size;
     q->r.fcache = &c->w->fcache;
+    q->r.handler = c->w->handler;
+    q->r.handler_ud = c->w->handler_ud;
     sluice_session_set_stream_user_data(s, id, q);
     c->open_reqs++;
     c->w->stats.requests++;

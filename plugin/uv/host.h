@@ -51,7 +51,9 @@ typedef struct sl_stats {
 } sl_stats;
 
 struct sl_worker {
-    uv_loop_t loop;
+    uv_loop_t *loop;         /* own_loop, or an embedder's */
+    uv_loop_t own_loop;
+    uv_timer_t check;        /* publishes stats, notices the end of a stop */
     uv_thread_t thread;
     uv_async_t wake;         /* reload, stop */
     int index;
@@ -60,6 +62,7 @@ struct sl_worker {
     uv_mutex_t lock;         /* guards pending_gen and stop */
     int stop;                /* 1 graceful, 2 fast */
     int stopping;
+    int closing;             /* our handles being closed at the end */
     sl_listener **listeners;
     size_t nlisteners;
     sl_listen_plan *pending_plan; /* with pending_gen: the new listeners */
@@ -77,6 +80,10 @@ struct sl_worker {
     sl_stats snapshot;       /* published under lock for the admin endpoint */
     uv_timer_t stop_timer;
     FILE *access_log;
+    /* libsluice-uv embedders: called for each request before the routes. */
+    int (*handler)(struct sl_req *req, void *ud);
+    void *handler_ud;
+    void (*on_stopped)(sl_worker *w);
 };
 
 enum sl_close_reason {

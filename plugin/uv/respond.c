@@ -437,6 +437,17 @@ void sl_respond(sl_req *r, const sl_config *cfg, const sluice_nv *nv, size_t n,
             return;
         }
     }
+    if (r->handler) {
+        r->fields = nv;
+        r->nfields = n;
+        int handled = r->handler(r, r->handler_ud) == 0 && r->status;
+        r->fields = NULL;
+        r->nfields = 0;
+        if (handled)
+            return;
+        r->status = 0;
+        r->nhdrs = r->hlen = 0;
+    }
     const sl_cfg_route *rt = find_route(cfg, r->authority, r->path);
     if (!rt) {
         sl_respond_error(r, 404);
@@ -524,6 +535,7 @@ long sl_body_read(sl_req *r, const uint8_t **p, size_t max, int *eof)
         n = (long)(left < max ? left : max);
         *p = r->mem + r->mem_off;
         r->mem_off += (size_t)n;
+        r->handed += (size_t)n; /* owned or cached bytes must outlive the write */
         *eof = r->mem_off == r->body_len;
         break;
     }
@@ -543,9 +555,9 @@ void sl_body_released(sl_req *r, size_t n)
         r->released += n;
         return;
     }
+    r->handed -= n < r->handed ? n : r->handed;
     if (r->body_kind != SL_BODY_FILE)
         return;
-    r->handed -= n < r->handed ? n : r->handed;
     if (r->handed == 0 && r->buf_off == r->buf_len)
         r->buf_off = r->buf_len = 0; /* the whole buffer is free again */
 }
@@ -580,8 +592,21 @@ void sl_body_feed_end(sl_req *r)
     r->in_eof = 1;
 }
 
+int sl_respond_owned_body(sl_req *r, const void *body, size_t len)
+{
+    free(r->owned);
+    r->owned = NULL;
+    if (len && !(r->owned = malloc(len)))
+        return SLUICE_ERR_NOMEM;
+    if (len)
+        memcpy(r->owned, body, len);
+    set_mem_body(r, r->owned, len);
+    return 0;
+}
+
 void sl_req_free(sl_req *r)
 {
+    free(r->owned);
     if (r->fentry)
         sl_fcache_put(r->fcache, r->fentry);
     if (r->fd >= 0)

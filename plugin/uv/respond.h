@@ -30,6 +30,13 @@ typedef struct sl_req {
     uint64_t started_ms;
     struct sl_fcache *fcache;  /* the worker's small-file cache (or NULL) */
     struct sl_fentry *fentry;  /* cached file the body points into */
+    /* An embedder's handler (libsluice-uv), tried before the routes; the
+     * request fields are readable while it runs. */
+    int (*handler)(struct sl_req *r, void *ud);
+    void *handler_ud;
+    const sluice_nv *fields;
+    size_t nfields;
+    void *owned;               /* a body the handler gave, copied */
     /* response */
     int status;
     sluice_nv hdrs[SL_RESP_MAX_HDRS];
@@ -73,6 +80,8 @@ void sl_body_feed_end(sl_req *r);
 /* Add a response header (copied). */
 int sl_resp_header(sl_req *r, const char *name, const char *value, size_t vlen);
 void sl_req_free(sl_req *r);
+/* The response body is a copy of body (for handlers). */
+int sl_respond_owned_body(sl_req *r, const void *body, size_t len);
 /* Set a short error response (status + text body). */
 void sl_respond_error(sl_req *r, int status);
 const char *sl_status_text(int status);

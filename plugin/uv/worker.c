@@ -219,7 +219,7 @@ static sl_listener *open_listener(sl_worker *w, const sl_listen_plan *p)
     l->fd = p->fd;
     l->tls = p->tls;
     memcpy(l->name, p->name, sizeof(l->name));
-    uv_poll_init(&w->loop, &l->poll, l->fd);
+    uv_poll_init(w->loop, &l->poll, l->fd);
     l->poll.data = l;
     l->paused = w->nconns >= w->gen->cfg->max_connections;
     if (!l->paused)
@@ -269,18 +269,23 @@ static void close_listeners(sl_worker *w)
 
 /* ---- stop and reload -------------------------------------------------------- */
 
-static void walk_close(uv_handle_t *h, void *arg)
+static void closed_one(uv_handle_t *h)
 {
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
+    sl_worker *w = h->data;
+    if (--w->closing == 0 && w->on_stopped)
+        w->on_stopped(w);
 }
 
+/* Stopped and drained: close our own handles only (an embedder's loop has
+ * others), so a worker thread's loop runs out and returns. */
 static void maybe_exit(sl_worker *w)
 {
-    if (w->stopping && w->nconns == 0) {
-        uv_timer_stop(&w->stop_timer);
-        uv_walk(&w->loop, walk_close, NULL);
+    if (w->stopping && w->nconns == 0 && !w->closing) {
+        uv_handle_t *hs[3] = {(uv_handle_t *)&w->stop_timer, (uv_handle_t *)&w->check,
+                              (uv_handle_t *)&w->wake};
+        w->closing = 3;
+        for (int i = 0; i < 3; i++)
+            uv_close(hs[i], closed_one);
     }
 }
 
@@ -347,16 +352,12 @@ static void on_wake(uv_async_t *a)
 static void run(void *arg)
 {
     sl_worker *w = arg;
-    uv_timer_t check;
-    uv_timer_init(&w->loop, &check);
-    check.data = w;
-    uv_timer_start(&check, on_check, 100, 100);
-    uv_run(&w->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&w->loop);
-    sl_fcache_free(&w->fcache);
+    uv_run(w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(w->loop);
 }
 
-int sl_worker_start(sl_worker *w)
+/* Everything but the thread: on loop (NULL: a loop of its own). */
+int sl_worker_init(sl_worker *w, uv_loop_t *loop)
 {
     w->rbuf_cap = 64 * 1024;
     w->tbuf_cap = 64 * 1024;
@@ -365,18 +366,38 @@ int sl_worker_start(sl_worker *w)
     w->wbuf = malloc(16384);
     if (!w->rbuf || !w->tbuf || !w->wbuf)
         return SLUICE_ERR_NOMEM;
-    uv_loop_init(&w->loop);
+    if (!loop) {
+        uv_loop_init(&w->own_loop);
+        loop = &w->own_loop;
+    }
+    w->loop = loop;
     sl_fcache_init(&w->fcache);
     uv_mutex_init(&w->lock);
-    uv_async_init(&w->loop, &w->wake, on_wake);
+    uv_async_init(w->loop, &w->wake, on_wake);
     w->wake.data = w;
-    uv_timer_init(&w->loop, &w->stop_timer);
+    uv_timer_init(w->loop, &w->stop_timer);
     w->stop_timer.data = w;
+    uv_timer_init(w->loop, &w->check);
+    w->check.data = w;
+    uv_timer_start(&w->check, on_check, 100, 100);
     sl_listen_plan *plan = w->pending_plan;
     w->pending_plan = NULL;
     apply_plan(w, plan, w->pending_nplan);
     free(plan);
-    return uv_thread_create(&w->thread, run, w) == 0 ? 0 : SLUICE_ERR_INTERNAL;
+    return 0;
+}
+
+int sl_worker_start(sl_worker *w)
+{
+    int rv = sl_worker_init(w, NULL);
+    if (rv == 0 && uv_thread_create(&w->thread, run, w) != 0)
+        rv = SLUICE_ERR_INTERNAL;
+    return rv;
+}
+
+void sl_worker_begin_stop(sl_worker *w, int mode)
+{
+    begin_stop(w, mode);
 }
 
 void sl_worker_reload(sl_worker *w, sl_gen *g, sl_listen_plan *plan, size_t n)
@@ -404,6 +425,12 @@ void sl_worker_stop(sl_worker *w, int mode)
 void sl_worker_join(sl_worker *w)
 {
     uv_thread_join(&w->thread);
+    sl_worker_release(w);
+}
+
+void sl_worker_release(sl_worker *w)
+{
+    sl_fcache_free(&w->fcache);
     if (w->pending_gen)
         sl_gen_unref(w->pending_gen);
     free(w->pending_plan);

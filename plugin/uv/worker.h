@@ -17,6 +17,10 @@ int sl_worker_start(sl_worker *w);
 void sl_worker_reload(sl_worker *w, sl_gen *g, sl_listen_plan *plan, size_t n);
 void sl_worker_stop(sl_worker *w, int mode); /* 1 graceful, 2 fast */
 void sl_worker_join(sl_worker *w);
+/* Embedding: run on the caller's loop, in the caller's thread. */
+int sl_worker_init(sl_worker *w, uv_loop_t *loop);
+void sl_worker_begin_stop(sl_worker *w, int mode); /* 1 graceful, 2 fast */
+void sl_worker_release(sl_worker *w);              /* after on_stopped */
 void sl_worker_resume_accept(sl_worker *w);
 
 #endif /* SL_UV_WORKER_H */
