@@ -63,6 +63,7 @@ struct sl_worker {
     int stop;                /* 1 graceful, 2 fast */
     int stopping;
     int closing;             /* our handles being closed at the end */
+    int inited;              /* sl_worker_init ran: lock and handles exist */
     sl_listener **listeners;
     size_t nlisteners;
     sl_listen_plan *pending_plan; /* with pending_gen: the new listeners */

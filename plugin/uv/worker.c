@@ -373,6 +373,7 @@ int sl_worker_init(sl_worker *w, uv_loop_t *loop)
     w->loop = loop;
     sl_fcache_init(&w->fcache);
     uv_mutex_init(&w->lock);
+    w->inited = 1;
     uv_async_init(w->loop, &w->wake, on_wake);
     w->wake.data = w;
     uv_timer_init(w->loop, &w->stop_timer);
@@ -435,7 +436,8 @@ void sl_worker_release(sl_worker *w)
         sl_gen_unref(w->pending_gen);
     free(w->pending_plan);
     sl_gen_unref(w->gen);
-    uv_mutex_destroy(&w->lock);
+    if (w->inited)
+        uv_mutex_destroy(&w->lock);
     free(w->listeners);
     free(w->rbuf);
     free(w->tbuf);
