@@ -277,6 +277,10 @@ typedef struct sluice_session_options {
     sluice_rate priority;             /* PRIORITY and PRIORITY_UPDATE frames */
     uint64_t settings_timeout_ns;     /* our SETTINGS unacknowledged: 10 s */
     uint64_t goaway_timeout_ns;       /* graceful GOAWAY's PING unanswered: 2 s */
+    /* A header block (HEADERS + CONTINUATION) not complete in this time
+     * ends the connection (ENHANCE_YOUR_CALM): slow headers hold HPACK
+     * state and a stream slot. 10 s. */
+    uint64_t header_block_timeout_ns;
 } sluice_session_options;
 
 SLUICE_API void sluice_session_options_init_versioned(size_t struct_size,

@@ -33,6 +33,7 @@ void sluice_session_options_init_versioned(size_t struct_size, sluice_session_op
     d.priority = (sluice_rate){1000, 200};
     d.settings_timeout_ns = 10 * NS_PER_SEC;
     d.goaway_timeout_ns = 2 * NS_PER_SEC;
+    d.header_block_timeout_ns = 10 * NS_PER_SEC;
     if (struct_size > sizeof(d))
         struct_size = sizeof(d);
     memcpy(opt, &d, struct_size);
@@ -323,6 +324,8 @@ uint64_t sluice_session_next_deadline(const sluice_session *s)
         d = s->pending[0].sent_at + s->opt.settings_timeout_ns;
     if (s->goaway_phase == 1 && s->goaway_ping_at + s->opt.goaway_timeout_ns < d)
         d = s->goaway_ping_at + s->opt.goaway_timeout_ns;
+    if (s->hb.active && s->hb.started_at + s->opt.header_block_timeout_ns < d)
+        d = s->hb.started_at + s->opt.header_block_timeout_ns;
     return d;
 }
 
@@ -336,6 +339,9 @@ int sluice_session_handle_timeout(sluice_session *s, uint64_t now)
     if (s->npending && now >= s->pending[0].sent_at + s->opt.settings_timeout_ns)
         return sl_session_conn_error(s, SLUICE_ERR_SETTINGS_TIMEOUT,
                                      SLUICE_H2_SETTINGS_TIMEOUT, "SETTINGS not acknowledged");
+    if (s->hb.active && now >= s->hb.started_at + s->opt.header_block_timeout_ns)
+        return sl_session_conn_error(s, SLUICE_ERR_CALM, SLUICE_H2_ENHANCE_YOUR_CALM,
+                                     "header block not completed in time");
     if (s->goaway_phase == 1 && now >= s->goaway_ping_at + s->opt.goaway_timeout_ns)
         return sl_session_send_goaway(s, s->last_peer_stream, SLUICE_H2_NO_ERROR, NULL);
     return 0;

@@ -44,6 +44,7 @@ typedef struct sl_hblock {
     uint32_t frames;     /* CONTINUATIONs so far */
     int end_stream;
     int active;
+    uint64_t started_at; /* for header_block_timeout_ns */
 } sl_hblock;
 
 /* Decoded fields of the current block: names and values copied out of

@@ -327,6 +327,7 @@ static int on_headers(sluice_session *s, const sl_frame *f)
     hb->len = 0;
     hb->frames = 0;
     hb->active = 1;
+    hb->started_at = s->now;
     hb->stream_id = f->stream_id;
     hb->end_stream = (f->flags & SL_FLAG_END_STREAM) != 0;
     int rv = hb_append(s, f->u.headers.block, f->u.headers.len);

@@ -186,3 +186,32 @@ TEST(unacknowledged_settings_are_bounded)
     CHECK_INT(sluice_session_submit_settings(s, many, 11), SLUICE_ERR_INVAL);
     sluice_session_free(s);
 }
+
+/* A header block left open (HEADERS without END_HEADERS, then nothing) is
+ * a slowloris: after header_block_timeout_ns the connection ends with
+ * ENHANCE_YOUR_CALM; a block completed in time is served. */
+TEST(header_block_timeout)
+{
+    sluice_session_callbacks cb = callbacks();
+    app a = {0};
+    sluice_session *s;
+    const uint64_t sec = 1000000000ull;
+    CHECK_INT(sluice_session_new(&s, SLUICE_ROLE_SERVER, &cb, &a, NULL, NULL, 0), 0);
+    /* preface, empty SETTINGS, and the ACK of ours */
+    static const uint8_t preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                                     "\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+                                     "\x00\x00\x00\x04\x01\x00\x00\x00\x00";
+    CHECK_INT(sluice_session_recv(s, preface, sizeof(preface) - 1, 0), sizeof(preface) - 1);
+    /* HEADERS, stream 1, END_STREAM only: ":method GET" (82) — block open */
+    static const uint8_t open_block[] = {0, 0, 1, 1, 0x01, 0, 0, 0, 1, 0x82};
+    CHECK_INT(sluice_session_recv(s, open_block, sizeof(open_block), sec), sizeof(open_block));
+    CHECK_INT(sluice_session_next_deadline(s) <= 11 * sec, 1);
+    CHECK_INT(sluice_session_handle_timeout(s, 10 * sec), 0);
+    CHECK_INT(sluice_session_handle_timeout(s, 11 * sec), SLUICE_ERR_CALM);
+    sluice_session_stats st = {.struct_size = sizeof(st)};
+    CHECK_INT(sluice_session_get_stats(s, &st), 0);
+    CHECK_INT(st.goaway_sent, 1);
+    CHECK_INT(st.goaway_sent_code, SLUICE_H2_ENHANCE_YOUR_CALM);
+    CHECK_INT(a.requests, 0);
+    sluice_session_free(s);
+}
