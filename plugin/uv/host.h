@@ -31,6 +31,7 @@ typedef struct sl_gen {
 typedef struct sl_listen_plan {
     int fd;
     int tls;
+    int fresh;               /* bound for this plan: no worker holds it yet */
     char name[64];
 } sl_listen_plan;
 

@@ -84,8 +84,10 @@ static sl_listen_plan *plan_for(sl_main *m, int i, const sl_config *cfg, int str
         for (size_t j = 0; j < m->nplan[i]; j++)
             if (strcmp(m->plans[i][j].name, e->name) == 0)
                 e->fd = m->plans[i][j].fd;
-        if (e->fd < 0)
+        if (e->fd < 0) {
             e->fd = sl_listen_socket(&cfg->listens[k], err, errlen);
+            e->fresh = 1;
+        }
         if (e->fd < 0) {
             if (strict) {
                 for (size_t j = 0; j < n; j++)

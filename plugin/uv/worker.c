@@ -407,7 +407,20 @@ void sl_worker_reload(sl_worker *w, sl_gen *g, sl_listen_plan *plan, size_t n)
     uv_mutex_lock(&w->lock);
     if (w->pending_gen)
         sl_gen_unref(w->pending_gen);
-    free(w->pending_plan); /* superseded: it named the same or older sockets */
+    /* A plan not applied yet is superseded: sockets bound for it that the
+     * new plan drops were never the worker's, so they are closed here. */
+    for (size_t i = 0; w->pending_plan && i < w->pending_nplan; i++) {
+        const sl_listen_plan *old = &w->pending_plan[i];
+        int kept = 0;
+        for (size_t j = 0; j < n; j++)
+            if (plan[j].fd == old->fd) {
+                plan[j].fresh |= old->fresh;
+                kept = 1;
+            }
+        if (old->fresh && !kept)
+            close(old->fd);
+    }
+    free(w->pending_plan);
     w->pending_gen = g;
     w->pending_plan = plan;
     w->pending_nplan = n;
