@@ -48,22 +48,6 @@ static void access_log(sl_conn *c, sl_req *r)
             c->tls ? sl_tls_version(c->tls) : "-");
 }
 
-static int cert_covers(void *ud, const char *host, size_t len)
-{
-    return sl_tls_cert_covers(ud, host, len);
-}
-
-static char *dup_n(const uint8_t *p, size_t n)
-{
-    char *s = malloc(n + 1);
-    if (s) {
-        if (n)
-            memcpy(s, p, n);
-        s[n] = 0;
-    }
-    return s;
-}
-
 static int begin(sl_conn *c, sl_h1conn *h, const sl_h1_head *hd)
 {
     sl_req *r = calloc(1, sizeof(*r));
@@ -72,8 +56,8 @@ static int begin(sl_conn *c, sl_h1conn *h, const sl_h1_head *hd)
     r->fd = -1;
     size_t ml = hd->method_len < sizeof(r->method) - 1 ? hd->method_len : sizeof(r->method) - 1;
     memcpy(r->method, hd->method, ml);
-    r->path = dup_n(hd->target, hd->target_len);
-    r->authority = hd->host ? dup_n(hd->host, hd->host_len) : NULL;
+    r->path = sl_strndup(hd->target, hd->target_len);
+    r->authority = hd->host ? sl_strndup(hd->host, hd->host_len) : NULL;
     r->is_head = strcmp(r->method, "HEAD") == 0;
     r->content_length = hd->body == SL_H1_BODY_LENGTH ? (int64_t)hd->content_length
                         : hd->body == SL_H1_BODY_NONE ? 0 : -1;
@@ -89,7 +73,7 @@ static int begin(sl_conn *c, sl_h1conn *h, const sl_h1_head *hd)
     c->w->stats.requests++;
     if (!r->path)
         return SLUICE_ERR_NOMEM;
-    sl_respond(r, c->gen->cfg, hd->fields, hd->nfields, c->tls ? cert_covers : NULL, c->tls);
+    sl_respond(r, c->gen->cfg, hd->fields, hd->nfields, c->tls ? sl_tls_covers_cb : NULL, c->tls);
     if (r->status >= 400 && hd->body != SL_H1_BODY_NONE)
         h->keep_alive = 0; /* do not read a body we refused */
     if (hd->expect_continue && r->body_kind == SL_BODY_ECHO) {

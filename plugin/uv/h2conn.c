@@ -68,16 +68,6 @@ static void access_log(sl_conn *c, h2_req *q)
 
 /* ---- callbacks ---------------------------------------------------------- */
 
-static char *dup_n(const uint8_t *p, size_t n)
-{
-    char *s = malloc(n + 1);
-    if (s) {
-        memcpy(s, p, n);
-        s[n] = 0;
-    }
-    return s;
-}
-
 static long source_read(sluice_session *s, uint32_t id, const uint8_t **data, size_t max,
                         uint32_t *flags, void *ud)
 {
@@ -91,11 +81,6 @@ static long source_read(sluice_session *s, uint32_t id, const uint8_t **data, si
     return n;
 }
 
-static int cert_covers(void *ud, const char *host, size_t len)
-{
-    return sl_tls_cert_covers(ud, host, len);
-}
-
 static int fill_request(h2_req *q, const sluice_nv *nv, size_t n)
 {
     q->r.content_length = -1;
@@ -107,18 +92,18 @@ static int fill_request(h2_req *q, const sluice_nv *nv, size_t n)
             memcpy(q->r.method, f->value, k);
             q->r.method[k] = 0;
         } else if (f->name_len == 5 && memcmp(f->name, ":path", 5) == 0) {
-            q->r.path = dup_n(f->value, f->value_len);
+            q->r.path = sl_strndup(f->value, f->value_len);
         } else if ((f->name_len == 10 && memcmp(f->name, ":authority", 10) == 0) ||
                    (f->name_len == 4 && memcmp(f->name, "host", 4) == 0 && !q->r.authority)) {
             free(q->r.authority);
-            q->r.authority = dup_n(f->value, f->value_len);
+            q->r.authority = sl_strndup(f->value, f->value_len);
         } else if (f->name_len == 14 && memcmp(f->name, "content-length", 14) == 0) {
             sl_http_parse_content_length(f->value, f->value_len, &q->r.content_length);
         }
     }
     q->r.is_head = strcmp(q->r.method, "HEAD") == 0;
     if (!q->r.path)
-        q->r.path = dup_n((const uint8_t *)"/", 1); /* CONNECT has none */
+        q->r.path = sl_strndup((const uint8_t *)"/", 1); /* CONNECT has none */
     return q->r.path ? 0 : SLUICE_ERR_NOMEM;
 }
 
@@ -167,7 +152,7 @@ static int on_headers(sluice_session *s, uint32_t id, int kind, const sluice_nv 
     c->open_reqs++;
     c->w->stats.requests++;
     c->w->stats.streams_total++;
-    sl_respond(&q->r, c->gen->cfg, nv, n, c->tls ? cert_covers : NULL, c->tls);
+    sl_respond(&q->r, c->gen->cfg, nv, n, c->tls ? sl_tls_covers_cb : NULL, c->tls);
     if (end_stream)
         sl_body_feed_end(&q->r);
     return submit(c, q);

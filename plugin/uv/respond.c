@@ -15,6 +15,7 @@
 #include "h1.h"
 #include "fcache.h"
 #include "respond.h"
+#include "tls.h"
 
 const char *sl_status_text(int status)
 {
@@ -167,7 +168,23 @@ static const char *content_type(const char *path)
     return "application/octet-stream";
 }
 
-static const char *find_hdr(const sluice_nv *nv, size_t n, const char *name, size_t *len)
+char *sl_strndup(const uint8_t *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (s) {
+        if (n)
+            memcpy(s, p, n);
+        s[n] = 0;
+    }
+    return s;
+}
+
+int sl_tls_covers_cb(void *ud, const char *host, size_t len)
+{
+    return sl_tls_cert_covers(ud, host, len);
+}
+
+const char *sl_find_header(const sluice_nv *nv, size_t n, const char *name, size_t *len)
 {
     size_t nl = strlen(name);
     for (size_t i = 0; i < n; i++)
@@ -324,8 +341,8 @@ static int static_headers(sl_req *r, const struct stat *st, const char *full,
              (unsigned long long)st->st_size);
     http_date(st->st_mtime, lm, sizeof(lm));
     size_t vl;
-    const char *inm = find_hdr(nv, n, "if-none-match", &vl);
-    const char *ims = inm ? NULL : find_hdr(nv, n, "if-modified-since", &vl);
+    const char *inm = sl_find_header(nv, n, "if-none-match", &vl);
+    const char *ims = inm ? NULL : sl_find_header(nv, n, "if-modified-since", &vl);
     int not_modified = inm ? etag_matches(inm, vl, etag)
                            : ims && parse_http_date(ims, vl) >= st->st_mtime;
     r->status = not_modified ? 304 : 200;
@@ -338,7 +355,7 @@ static int static_headers(sl_req *r, const struct stat *st, const char *full,
     sl_resp_header(r, "content-type", ct, strlen(ct));
     uint64_t size = (uint64_t)st->st_size, to = size ? size - 1 : 0;
     *from = 0;
-    const char *range = find_hdr(nv, n, "range", &vl);
+    const char *range = sl_find_header(nv, n, "range", &vl);
     int rr = range ? parse_range(range, vl, size, from, &to) : 0;
     char cr[96];
     if (rr < 0) {
@@ -401,7 +418,7 @@ static void respond_static(sl_req *r, const sl_cfg_route *rt, const sluice_nv *n
 static void respond_echo(sl_req *r, const sluice_nv *nv, size_t n)
 {
     size_t vl;
-    const char *ct = find_hdr(nv, n, "content-type", &vl);
+    const char *ct = sl_find_header(nv, n, "content-type", &vl);
     r->status = 200;
     if (ct)
         sl_resp_header(r, "content-type", ct, vl);

@@ -77,6 +77,13 @@ void sl_body_released(sl_req *r, size_t n);
 /* Echo: request body bytes in; returns how many were taken. */
 size_t sl_body_feed(sl_req *r, const uint8_t *d, size_t n);
 void sl_body_feed_end(sl_req *r);
+/* A request field by lowercase name (HTTP/1.1 names compare without
+ * case), or NULL. */
+const char *sl_find_header(const sluice_nv *nv, size_t n, const char *name, size_t *len);
+/* A NUL-terminated copy of p[0..n) (malloc), or NULL. */
+char *sl_strndup(const uint8_t *p, size_t n);
+/* sl_tls_cert_covers() in the shape sl_respond() takes (ud: the conn). */
+int sl_tls_covers_cb(void *ud, const char *host, size_t len);
 /* Add a response header (copied). */
 int sl_resp_header(sl_req *r, const char *name, const char *value, size_t vlen);
 void sl_req_free(sl_req *r);

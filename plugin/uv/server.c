@@ -125,17 +125,13 @@ const char *sluice_request_authority(const sluice_request *req)
 
 const uint8_t *sluice_request_header(const sluice_request *req, const char *name, size_t *len)
 {
+    size_t l = 0;
     if (!req || !name || !req->fields)
         return NULL;
-    size_t nl = strlen(name);
-    for (size_t i = 0; i < req->nfields; i++)
-        if (req->fields[i].name_len == nl && strncasecmp((const char *)req->fields[i].name,
-                                                         name, nl) == 0) {
-            if (len)
-                *len = req->fields[i].value_len;
-            return req->fields[i].value;
-        }
-    return NULL;
+    const char *v = sl_find_header(req->fields, req->nfields, name, &l);
+    if (v && len)
+        *len = l;
+    return (const uint8_t *)v;
 }
 
 int sluice_request_respond(sluice_request *req, int status, const sluice_nv *hdrs, size_t n,
