@@ -115,14 +115,26 @@ int sl_session_stream_error(sluice_session *s, uint32_t id, uint32_t code, const
 
 /* ---- receive credit (§6.9) -------------------------------------------- */
 
-/* Credit that may be given so that window + unread data stays within the
- * target, sent only once it is worth a frame: at least half the target. */
-static uint32_t credit_due(int64_t window, size_t buffered, uint32_t target)
+/* Credit that keeps window + unread data within the target. A raised
+ * target (at_once) is credited whole at once; otherwise credit waits until
+ * at least half the target is due, so WINDOW_UPDATE is not sent per frame. */
+static uint32_t credit_due(int64_t window, size_t buffered, uint32_t target, int at_once)
 {
     int64_t due = (int64_t)target - window - (int64_t)buffered;
-    if (due <= 0 || due < (int64_t)target / 2)
+    if (due <= 0 || (!at_once && due < (int64_t)target / 2))
         return 0;
     return (uint32_t)(due > SL_MAX_WINDOW ? SL_MAX_WINDOW : due);
+}
+
+/* Send due credit for stream id (0: the connection) and count it. */
+static int grant(sluice_session *s, uint32_t id, int64_t *window, uint32_t due)
+{
+    if (!due)
+        return 0;
+    int rv = sl_session_send_window_update(s, id, due);
+    if (rv == 0)
+        *window += due;
+    return rv;
 }
 
 int sl_session_credit(sluice_session *s, sl_stream *st)
@@ -130,22 +142,13 @@ int sl_session_credit(sluice_session *s, sl_stream *st)
     if (s->fatal)
         return 0;
     if (st && !st->recv_closed) {
-        uint32_t due = credit_due(st->recv_window, st->recv_buffered, st->recv_target);
-        if (due) {
-            int rv = sl_session_send_window_update(s, st->id, due);
-            if (rv != 0)
-                return rv;
-            st->recv_window += due;
-        }
-    }
-    uint32_t due = credit_due(s->recv_window, s->recv_buffered, s->recv_target);
-    if (due) {
-        int rv = sl_session_send_window_update(s, 0, due);
+        int rv = grant(s, st->id, &st->recv_window,
+                       credit_due(st->recv_window, st->recv_buffered, st->recv_target, 0));
         if (rv != 0)
             return rv;
-        s->recv_window += due;
     }
-    return 0;
+    return grant(s, 0, &s->recv_window,
+                 credit_due(s->recv_window, s->recv_buffered, s->recv_target, 0));
 }
 
 int sluice_session_consume(sluice_session *s, uint32_t stream_id, size_t n)
@@ -170,29 +173,20 @@ int sluice_session_set_window(sluice_session *s, uint32_t stream_id, uint32_t wi
         if (window < SL_DEFAULT_WINDOW) /* the connection window never shrinks below its start */
             window = SL_DEFAULT_WINDOW;
         s->recv_target = window;
-        /* Raising sends credit at once rather than waiting for half. */
-        int64_t due = (int64_t)window - s->recv_window - (int64_t)s->recv_buffered;
-        if (due > 0 && !s->fatal) {
-            int rv = sl_session_send_window_update(s, 0, (uint32_t)due);
-            if (rv != 0)
-                return rv;
-            s->recv_window += due;
-        }
-        return 0;
+        if (s->fatal)
+            return 0;
+        return grant(s, 0, &s->recv_window,
+                     credit_due(s->recv_window, s->recv_buffered, window, 1));
     }
     sl_stream *st = sl_session_stream(s, stream_id);
     if (!st)
         return SLUICE_ERR_NOT_FOUND;
     st->recv_target = window;
     st->target_set = 1;
-    int64_t due = (int64_t)window - st->recv_window - (int64_t)st->recv_buffered;
-    if (due > 0 && !st->recv_closed && !s->fatal) {
-        int rv = sl_session_send_window_update(s, st->id, (uint32_t)due);
-        if (rv != 0)
-            return rv;
-        st->recv_window += due;
-    }
-    return 0;
+    if (st->recv_closed || s->fatal)
+        return 0;
+    return grant(s, st->id, &st->recv_window,
+                 credit_due(st->recv_window, st->recv_buffered, window, 1));
 }
 
 /* ---- header blocks ------------------------------------------------------- */
