@@ -57,7 +57,8 @@ struct sl_tls_conn {
     size_t in_off, in_len, in_cap;
     out_chunk *out_head, *out_tail;
     size_t unsent;
-    const char *error; /* first failure's reason (static strings) */
+    const char *error; /* first failure's reason: static, or msg */
+    char *msg;         /* a reason built for this connection, or NULL */
     int err;           /* its SLUICE_ERR_*, returned from then on */
     unsigned eof : 1, shut : 1, nomem : 1;
 };
@@ -371,8 +372,22 @@ static int cfg_error(char *err, size_t errlen, const char *file, int line, const
     return SLUICE_ERR_INVAL;
 }
 
-/* Records the first failure of a connection; later calls return it. A
- * failed verification says why (expired, wrong name, unknown issuer). */
+/* OpenSSL's own text says only "certificate verify failed"; the log
+ * needs why (unknown issuer, expired, wrong name). Built once, on the
+ * failure path only, so healthy connections carry no message buffer. */
+static const char *verify_reason(sl_tls_conn *c)
+{
+    static const char prefix[] = "certificate verify failed: ";
+    const char *why = X509_verify_cert_error_string(SSL_get_verify_result(c->ssl));
+    size_t n = sizeof prefix + strlen(why);
+    c->msg = OPENSSL_malloc(n);
+    if (!c->msg)
+        return why;
+    snprintf(c->msg, n, "%s%s", prefix, why);
+    return c->msg;
+}
+
+/* Records the first failure of a connection; later calls return it. */
 static int conn_fail(sl_tls_conn *c)
 {
     unsigned long e = ERR_peek_error();
@@ -382,7 +397,7 @@ static int conn_fail(sl_tls_conn *c)
             c->error = "out of memory";
         else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
                  ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED)
-            c->error = X509_verify_cert_error_string(SSL_get_verify_result(c->ssl));
+            c->error = verify_reason(c);
         else
             c->error = ossl_reason();
     }
@@ -594,8 +609,38 @@ int sl_tls_ctx_new_server(sl_tls_ctx **out, const sl_config *cfg, char *err, siz
     return 0;
 }
 
-int sl_tls_ctx_new_client(sl_tls_ctx **out, const char *ca_file, const uint8_t *alpn,
-                          size_t alpn_len, char *err, size_t errlen)
+static int client_trust(SSL_CTX *s, const sl_tls_client_opts *o, char *err, size_t errlen)
+{
+    if (o->ca_file && SSL_CTX_load_verify_locations(s, o->ca_file, NULL) != 1)
+        return cfg_error(err, errlen, NULL, 0, "CA file %s: %s", o->ca_file, ossl_reason());
+    if (!o->ca_file && o->verify && SSL_CTX_set_default_verify_paths(s) != 1)
+        return cfg_error(err, errlen, NULL, 0, "system CA store: %s", ossl_reason());
+    if (o->verify)
+        SSL_CTX_set_verify(s, SSL_VERIFY_PEER, NULL);
+    return 0;
+}
+
+static int client_cert(SSL_CTX *s, const sl_tls_client_opts *o, char *err, size_t errlen)
+{
+    if (!o->cert_file && !o->key_file)
+        return 0;
+    if (!o->key_file)
+        return cfg_error(err, errlen, NULL, 0, "client certificate %s: no key file given",
+                         o->cert_file);
+    if (!o->cert_file)
+        return cfg_error(err, errlen, NULL, 0, "client key %s: no certificate file given",
+                         o->key_file);
+    if (SSL_CTX_use_certificate_chain_file(s, o->cert_file) != 1)
+        return cfg_error(err, errlen, NULL, 0, "client certificate %s: %s", o->cert_file,
+                         ossl_reason());
+    if (SSL_CTX_use_PrivateKey_file(s, o->key_file, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(s) != 1)
+        return cfg_error(err, errlen, NULL, 0, "client key %s (for certificate %s): %s",
+                         o->key_file, o->cert_file, ossl_reason());
+    return 0;
+}
+
+int sl_tls_ctx_new_client(sl_tls_ctx **out, const sl_tls_client_opts *o, char *err, size_t errlen)
 {
     sl_tls_ctx *ctx = ctx_alloc(1, 0);
     SSL_CTX *s;
@@ -607,17 +652,17 @@ int sl_tls_ctx_new_client(sl_tls_ctx **out, const char *ca_file, const uint8_t *
     s = ctx->certs[0].ssl = ssl_ctx_base(0, TLS1_2_VERSION);
     if (!s)
         rc = cfg_error(err, errlen, NULL, 0, "TLS setup failed: %s", ossl_reason());
-    else if (ca_file && SSL_CTX_load_verify_locations(s, ca_file, NULL) != 1)
-        rc = cfg_error(err, errlen, NULL, 0, "cannot load CA file %s: %s", ca_file, ossl_reason());
-    else if (alpn && alpn_len && (alpn_len > UINT_MAX ||
-                                  SSL_CTX_set_alpn_protos(s, alpn, (unsigned)alpn_len) != 0))
+    if (rc == 0)
+        rc = client_trust(s, o, err, errlen);
+    if (rc == 0)
+        rc = client_cert(s, o, err, errlen);
+    if (rc == 0 && o->alpn && o->alpn_len &&
+        (o->alpn_len > UINT_MAX || SSL_CTX_set_alpn_protos(s, o->alpn, (unsigned)o->alpn_len) != 0))
         rc = cfg_error(err, errlen, NULL, 0, "bad ALPN list (wire format expected)");
     if (rc) {
         ctx_destroy(ctx);
         return rc;
     }
-    if (ca_file)
-        SSL_CTX_set_verify(s, SSL_VERIFY_PEER, NULL);
     *out = ctx;
     return 0;
 }
@@ -630,15 +675,25 @@ static int is_ip_literal(const char *s)
     return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
-static int client_name(SSL *ssl, const char *sni)
+/* Without a name, verifying would accept any certificate the CA ever
+ * signed, for any server: refused rather than silently weaker. */
+static int client_name(SSL *ssl, const char *name)
 {
-    /* RFC 6066 §3: SNI carries host names only, never address literals. */
-    if (!is_ip_literal(sni) && !SSL_set_tlsext_host_name(ssl, sni))
+    int verify = SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE;
+    if (!name || !*name)
+        return verify ? SLUICE_ERR_INVAL : 0;
+    /* RFC 6066 §3: SNI carries host names only, never address literals;
+     * an address is checked against the IP SANs, not the DNS names. */
+    if (is_ip_literal(name))
+        return !verify || X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1
+                   ? 0 : SLUICE_ERR_INVAL;
+    if (!SSL_set_tlsext_host_name(ssl, name))
         return SLUICE_ERR_INVAL;
-    /* SSL_set1_host checks an address literal against the IP SANs. */
-    if (SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE && !SSL_set1_host(ssl, sni))
-        return SLUICE_ERR_INVAL;
-    return 0;
+    if (!verify)
+        return 0;
+    /* RFC 6125 §6.4.3, as the server side matches: "*" only as a whole label. */
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    return SSL_set1_host(ssl, name) ? 0 : SLUICE_ERR_INVAL;
 }
 
 static int conn_setup(sl_tls_conn *c, const char *sni)
@@ -659,7 +714,7 @@ static int conn_setup(sl_tls_conn *c, const char *sni)
         return 0;
     }
     SSL_set_connect_state(c->ssl);
-    return sni ? client_name(c->ssl, sni) : 0;
+    return client_name(c->ssl, sni);
 }
 
 int sl_tls_conn_new(sl_tls_conn **out, sl_tls_ctx *ctx, const char *sni)
@@ -690,6 +745,7 @@ void sl_tls_conn_free(sl_tls_conn *c)
     in_release(c);
     out_release(c);
     sl_tls_ctx_free(c->ctx);
+    OPENSSL_free(c->msg);
     OPENSSL_free(c);
 }
 

@@ -21,16 +21,31 @@ enum sl_tls_alpn { SL_ALPN_NONE = 0, SL_ALPN_H2 = 1, SL_ALPN_HTTP11 = 2 };
  * session tickets resume across all the certificates. On failure returns a
  * negative SLUICE_ERR_* and writes "file:line: message" naming the file. */
 int sl_tls_ctx_new_server(sl_tls_ctx **out, const sl_config *cfg, char *err, size_t errlen);
-/* Client context (for upstreams and tests): verify the peer against
- * ca_file when not NULL (no verification when NULL); alpn lists protocols
- * in wire format ("\x02h2\x08http/1.1"), or is NULL. */
-int sl_tls_ctx_new_client(sl_tls_ctx **out, const char *ca_file, const uint8_t *alpn,
-                          size_t alpn_len, char *err, size_t errlen);
+/* Client context options (for upstreams and tests). */
+typedef struct sl_tls_client_opts {
+    const char *ca_file;    /* NULL: the system's default store (when verify) */
+    int verify;             /* 1: verify the chain and the name (sni, else host) */
+    const char *cert_file;  /* client certificate chain (PEM) and key, or NULL */
+    const char *key_file;
+    const uint8_t *alpn;    /* wire format ("\x02h2\x08http/1.1"), or NULL */
+    size_t alpn_len;
+} sl_tls_client_opts;
+/* Client context. A ca_file is loaded even without verify, so a wrong
+ * path is reported, not ignored. cert_file and key_file go together. On
+ * failure returns SLUICE_ERR_INVAL (or _NOMEM) and writes a message naming
+ * the file and OpenSSL's reason: "client certificate /x/c.pem: No such
+ * file or directory". */
+int sl_tls_ctx_new_client(sl_tls_ctx **out, const sl_tls_client_opts *o, char *err,
+                          size_t errlen);
 /* Drops the caller's reference: connections hold their own, so a reload
  * may free the old context while old connections still use it. Threadsafe. */
 void sl_tls_ctx_free(sl_tls_ctx *ctx);
 
-/* sni: client only, the name sent and (when verifying) checked; may be NULL. */
+/* sni: client only, the server's name (no port, no brackets): a host name
+ * is sent as SNI and, when verifying, checked against the certificate's
+ * DNS names (no partial wildcards); an address literal ("127.0.0.1",
+ * "::1") is never sent (RFC 6066 §3) and is checked against its IP SANs.
+ * May be NULL only when not verifying: SLUICE_ERR_INVAL otherwise. */
 int sl_tls_conn_new(sl_tls_conn **out, sl_tls_ctx *ctx, const char *sni);
 void sl_tls_conn_free(sl_tls_conn *c);
 
@@ -72,7 +87,10 @@ int sl_tls_resumed(const sl_tls_conn *c);
  * brackets. A client connection checks the peer's certificate. */
 int sl_tls_cert_covers(const sl_tls_conn *c, const char *host, size_t len);
 /* Why the last call failed (OpenSSL's reason or the peer's alert), for
- * the log; NULL if nothing failed. Static storage: never freed. */
+ * the log; NULL if nothing failed. A failed verification reads
+ * "certificate verify failed: " and OpenSSL's verify reason ("unable to
+ * get local issuer certificate", "hostname mismatch"). Valid until
+ * sl_tls_conn_free. */
 const char *sl_tls_error(const sl_tls_conn *c);
 /* The OpenSSL connection, for what this unit does not wrap: cipher names
  * for logs, client sessions to resume (SSL_get1_session/SSL_set_session

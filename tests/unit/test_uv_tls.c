@@ -1,5 +1,6 @@
 /* test_uv_tls.c — plugin/uv/tls.c: handshakes between a client and a server
- * connection in memory, ALPN, SNI, versions, resumption, errors, memory. */
+ * connection in memory, ALPN, SNI, verification, client certificates,
+ * versions, resumption, errors, memory. */
 #include <malloc.h>
 
 #include <openssl/crypto.h>
@@ -57,9 +58,10 @@ __attribute__((constructor)) static void count_install(void)
 
 typedef struct env {
     tfx fx;
-    char a_crt[256], a_key[256], b_crt[256], b_key[256];
+    tfx other; /* a second CA, made only by the tests that need it */
+    char a_crt[256], a_key[256], b_crt[256], b_key[256], x_crt[256], x_key[256];
     char *a_names[1];
-    sl_cfg_cert certs[2];
+    sl_cfg_cert certs[2], xcert;
     sl_config cfg;
     char err[512];
     sl_tls_ctx *sctx, *cctx;
@@ -99,6 +101,7 @@ static void env_done(env *e)
     sl_tls_ctx_free(e->sctx);
     sl_tls_ctx_free(e->cctx);
     tfx_done(&e->fx);
+    tfx_done(&e->other);
 }
 
 /* Runs a case's body between env_init and env_done, so a failed CHECK
@@ -118,11 +121,19 @@ static int server_ctx(env *e)
     return sl_tls_ctx_new_server(&e->sctx, &e->cfg, e->err, sizeof e->err);
 }
 
+static int client_ctx_opts(env *e, const sl_tls_client_opts *o)
+{
+    sl_tls_ctx_free(e->cctx);
+    e->cctx = NULL;
+    return sl_tls_ctx_new_client(&e->cctx, o, e->err, sizeof e->err);
+}
+
 /* verify: check the server's chain against the test CA and the name. */
 static int client_ctx(env *e, int verify, const char *alpn, size_t alpn_len)
 {
-    return sl_tls_ctx_new_client(&e->cctx, verify ? e->fx.ca_file : NULL, (const uint8_t *)alpn,
-                                 alpn_len, e->err, sizeof e->err);
+    sl_tls_client_opts o = {verify ? e->fx.ca_file : NULL, verify, NULL, NULL,
+                            (const uint8_t *)alpn, alpn_len};
+    return client_ctx_opts(e, &o);
 }
 
 static int conns(env *e, const char *sni)
@@ -235,6 +246,11 @@ static int peer_is(sl_tls_conn *c, const char *host)
 {
     X509 *peer = SSL_get0_peer_certificate(sl_tls_ssl(c));
     return peer && X509_check_host(peer, host, 0, 0, NULL) == 1;
+}
+
+static int max_tls12(env *e)
+{
+    return SSL_set_max_proto_version(sl_tls_ssl(e->c), TLS1_2_VERSION) == 1 ? 0 : -1;
 }
 
 #define COVERS(c, host) sl_tls_cert_covers((c), (host), strlen(host))
@@ -430,16 +446,239 @@ static void client_verifies_name(env *e)
     CHECK_INT(conns(e, "wrong.test"), 0);
     CHECK_INT(handshake(e), SLUICE_ERR_PROTOCOL);
     msg = (char *)sl_tls_error(e->c);
-    CHECK(msg && strstr(msg, "hostname mismatch"));
+    CHECK(msg != NULL);
+    CHECK_STR(msg, "certificate verify failed: hostname mismatch");
 }
 TEST(client_verifies_name) { with_env(client_verifies_name); }
 
-/* ---- versions and suites ------------------------------------------------ */
+/* ---- client: verification and certificates ----------------------------- */
 
-static int max_tls12(env *e)
+/* The server serves one fresh certificate (SAN san), whatever the SNI. */
+static int serve_leaf(env *e, const char *san)
 {
-    return SSL_set_max_proto_version(sl_tls_ssl(e->c), TLS1_2_VERSION) == 1 ? 0 : -1;
+    if (tfx_leaf(&e->fx, "x", "x", san, e->x_crt, e->x_key, sizeof e->x_crt) != 0)
+        return -1;
+    e->xcert = (sl_cfg_cert){{"site.lua", 40}, e->x_crt, e->x_key, NULL, 0};
+    e->cfg.certs = &e->xcert;
+    e->cfg.ncerts = 1;
+    return server_ctx(e);
 }
+
+/* A client connection to name with the current contexts; the handshake's
+ * result, or -100 if the connections cannot be made. */
+static int connect_to(env *e, const char *name)
+{
+    return conns(e, name) != 0 ? -100 : handshake(e);
+}
+
+static const char *client_error(env *e)
+{
+    const char *msg = sl_tls_error(e->c);
+    return msg ? msg : "(none)";
+}
+
+static void verify_accepts_chain_from_ca(env *e)
+{
+    CHECK_INT(setup(e, 1, NULL, 0, "a.test"), 0);
+    CHECK_INT(SSL_get_verify_mode(sl_tls_ssl(e->c)), SSL_VERIFY_PEER);
+    CHECK_INT(SSL_get_verify_result(sl_tls_ssl(e->c)), X509_V_OK);
+    CHECK(sl_tls_error(e->c) == NULL);
+}
+TEST(verify_accepts_chain_from_ca) { with_env(verify_accepts_chain_from_ca); }
+
+static void verify_refuses_other_ca(env *e)
+{
+    sl_tls_client_opts o = {e->other.ca_file, 1, NULL, NULL, NULL, 0};
+    const char *msg;
+    CHECK_INT(tfx_init(&e->other), 0);
+    CHECK_INT(server_ctx(e), 0);
+    CHECK_INT(client_ctx_opts(e, &o), 0);
+    CHECK_INT(connect_to(e, "a.test"), SLUICE_ERR_PROTOCOL);
+    CHECK_STR(client_error(e), "certificate verify failed: unable to get local issuer certificate");
+    CHECK_INT(sl_tls_handshake_done(e->c), 0);
+    /* The client's alert tells the server why. */
+    CHECK_INT(pump(e->c, e->s), SLUICE_ERR_PROTOCOL);
+    msg = sl_tls_error(e->s);
+    CHECK(msg && strstr(msg, "unknown ca"));
+}
+TEST(verify_refuses_other_ca) { with_env(verify_refuses_other_ca); }
+
+/* verify without ca_file: the system's store, which never has the test CA. */
+static void verify_without_ca_uses_system_store(env *e)
+{
+    sl_tls_client_opts o = {NULL, 1, NULL, NULL, NULL, 0};
+    CHECK_INT(server_ctx(e), 0);
+    CHECK_INT(client_ctx_opts(e, &o), 0);
+    CHECK_INT(connect_to(e, "a.test"), SLUICE_ERR_PROTOCOL);
+    CHECK_STR(client_error(e), "certificate verify failed: unable to get local issuer certificate");
+}
+TEST(verify_without_ca_uses_system_store) { with_env(verify_without_ca_uses_system_store); }
+
+/* RFC 6125 §6.4.3: "f*" is not a wildcard the client accepts. */
+static void verify_refuses_partial_wildcard(env *e)
+{
+    CHECK_INT(serve_leaf(e, "DNS:f*.p.test"), 0);
+    CHECK_INT(client_ctx(e, 1, NULL, 0), 0);
+    CHECK_INT(connect_to(e, "foo.p.test"), SLUICE_ERR_PROTOCOL);
+    CHECK_STR(client_error(e), "certificate verify failed: hostname mismatch");
+}
+TEST(verify_refuses_partial_wildcard) { with_env(verify_refuses_partial_wildcard); }
+
+static void ip_name_checks_ip_san_and_sends_no_sni(env *e)
+{
+    CHECK_INT(serve_leaf(e, "DNS:ip.test,IP:127.0.0.1,IP:::1"), 0);
+    CHECK_INT(client_ctx(e, 1, NULL, 0), 0);
+    CHECK_INT(conns(e, "127.0.0.1"), 0);
+    CHECK(SSL_get_servername(sl_tls_ssl(e->c), TLSEXT_NAMETYPE_host_name) == NULL);
+    CHECK_INT(handshake(e), 0);
+    CHECK(sl_tls_sni(e->s) == NULL);
+    CHECK_INT(connect_to(e, "::1"), 0);
+    CHECK(sl_tls_sni(e->s) == NULL);
+    CHECK_INT(connect_to(e, "ip.test"), 0); /* a name is still sent */
+    CHECK_STR(sl_tls_sni(e->s), "ip.test");
+    CHECK_INT(connect_to(e, "127.0.0.2"), SLUICE_ERR_PROTOCOL);
+    CHECK_STR(client_error(e), "certificate verify failed: IP address mismatch");
+    CHECK_INT(connect_to(e, "::2"), SLUICE_ERR_PROTOCOL);
+    CHECK_STR(client_error(e), "certificate verify failed: IP address mismatch");
+}
+TEST(ip_name_checks_ip_san_and_sends_no_sni) { with_env(ip_name_checks_ip_san_and_sends_no_sni); }
+
+/* An address is compared with IP SANs only, never with DNS names that
+ * happen to spell it. */
+static void ip_name_not_matched_by_dns_san(env *e)
+{
+    CHECK_INT(serve_leaf(e, "DNS:127.0.0.1"), 0);
+    CHECK_INT(client_ctx(e, 1, NULL, 0), 0);
+    CHECK_INT(connect_to(e, "127.0.0.1"), SLUICE_ERR_PROTOCOL);
+    CHECK_STR(client_error(e), "certificate verify failed: IP address mismatch");
+}
+TEST(ip_name_not_matched_by_dns_san) { with_env(ip_name_not_matched_by_dns_san); }
+
+static void verify_off_accepts_anything(env *e)
+{
+    sl_tls_client_opts o = {e->other.ca_file, 0, NULL, NULL, NULL, 0};
+    CHECK_INT(tfx_init(&e->other), 0);
+    CHECK_INT(server_ctx(e), 0);
+    CHECK_INT(client_ctx_opts(e, &o), 0);
+    CHECK_INT(connect_to(e, "wrong.test"), 0);
+    CHECK(sl_tls_error(e->c) == NULL);
+    /* The chain was bad, and taken anyway. */
+    CHECK(SSL_get_verify_result(sl_tls_ssl(e->c)) != X509_V_OK);
+    CHECK_INT(connect_to(e, "127.0.0.2"), 0);
+    CHECK_INT(connect_to(e, NULL), 0);
+}
+TEST(verify_off_accepts_anything) { with_env(verify_off_accepts_anything); }
+
+static void verifying_client_needs_a_name(env *e)
+{
+    CHECK_INT(client_ctx(e, 1, NULL, 0), 0);
+    CHECK_INT(sl_tls_conn_new(&e->c, e->cctx, NULL), SLUICE_ERR_INVAL);
+    CHECK(e->c == NULL);
+    CHECK_INT(sl_tls_conn_new(&e->c, e->cctx, ""), SLUICE_ERR_INVAL);
+    CHECK(e->c == NULL);
+}
+TEST(verifying_client_needs_a_name) { with_env(verifying_client_needs_a_name); }
+
+static int accept_any(int ok, X509_STORE_CTX *store)
+{
+    (void)ok, (void)store;
+    return 1;
+}
+
+/* The server asks for a client certificate (and takes any): the subject
+ * of what it got, "" for none, NULL if the handshake failed. */
+static const char *client_cert_seen(env *e, int tls12)
+{
+    static char cn[64];
+    X509 *peer;
+    if (conns(e, "a.test") != 0 || (tls12 && max_tls12(e) != 0))
+        return NULL;
+    SSL_set_verify(sl_tls_ssl(e->s), SSL_VERIFY_PEER, accept_any);
+    if (handshake(e) != 0)
+        return NULL;
+    peer = SSL_get0_peer_certificate(sl_tls_ssl(e->s));
+    cn[0] = '\0';
+    if (peer && X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn,
+                                          sizeof cn) < 0)
+        return NULL;
+    return cn;
+}
+
+static void client_certificate_presented(env *e)
+{
+    char c_crt[256], c_key[256];
+    sl_tls_client_opts o = {e->fx.ca_file, 1, c_crt, c_key, NULL, 0};
+    const char *seen;
+    CHECK_INT(tfx_leaf(&e->fx, "client", "client.test", "DNS:client.test", c_crt, c_key,
+                       sizeof c_crt), 0);
+    CHECK_INT(server_ctx(e), 0);
+    CHECK_INT(client_ctx(e, 1, NULL, 0), 0);
+    seen = client_cert_seen(e, 0);
+    CHECK(seen != NULL);
+    CHECK_STR(seen, ""); /* none configured, none sent */
+    CHECK_INT(client_ctx_opts(e, &o), 0);
+    for (int tls12 = 0; tls12 <= 1; tls12++) {
+        seen = client_cert_seen(e, tls12);
+        CHECK(seen != NULL);
+        CHECK_STR(seen, "client.test");
+        CHECK_STR(sl_tls_version(e->s), tls12 ? "TLSv1.2" : "TLSv1.3");
+    }
+}
+TEST(client_certificate_presented) { with_env(client_certificate_presented); }
+
+static void client_certificate_and_key_go_together(env *e)
+{
+    sl_tls_client_opts o = {NULL, 0, e->a_crt, NULL, NULL, 0};
+    char want[700];
+    CHECK_INT(client_ctx_opts(e, &o), SLUICE_ERR_INVAL);
+    CHECK(e->cctx == NULL);
+    snprintf(want, sizeof want, "client certificate %s: no key file given", e->a_crt);
+    CHECK_STR(e->err, want);
+    o.cert_file = NULL;
+    o.key_file = e->a_key;
+    CHECK_INT(client_ctx_opts(e, &o), SLUICE_ERR_INVAL);
+    snprintf(want, sizeof want, "client key %s: no certificate file given", e->a_key);
+    CHECK_STR(e->err, want);
+    o.cert_file = e->a_crt;
+    o.key_file = e->b_key;
+    CHECK_INT(client_ctx_opts(e, &o), SLUICE_ERR_INVAL);
+    snprintf(want, sizeof want, "client key %s (for certificate %s): key values mismatch",
+             e->b_key, e->a_crt);
+    CHECK_STR(e->err, want);
+    o.key_file = e->a_key;
+    CHECK_INT(client_ctx_opts(e, &o), 0);
+}
+TEST(client_certificate_and_key_go_together)
+{
+    with_env(client_certificate_and_key_go_together);
+}
+
+static void client_missing_files_named(env *e)
+{
+    sl_tls_client_opts o = {"/nonexistent/ca.pem", 0, NULL, NULL, NULL, 0};
+    char want[700];
+    CHECK_INT(client_ctx_opts(e, &o), SLUICE_ERR_INVAL);
+    CHECK(e->cctx == NULL);
+    CHECK_STR(e->err, "CA file /nonexistent/ca.pem: No such file or directory");
+    o.ca_file = e->a_key; /* a file without a certificate */
+    CHECK_INT(client_ctx_opts(e, &o), SLUICE_ERR_INVAL);
+    snprintf(want, sizeof want, "CA file %s: no certificate or crl found", e->a_key);
+    CHECK_STR(e->err, want);
+    o.ca_file = e->fx.ca_file;
+    o.cert_file = "/nonexistent/c.pem";
+    o.key_file = e->a_key;
+    CHECK_INT(client_ctx_opts(e, &o), SLUICE_ERR_INVAL);
+    CHECK_STR(e->err, "client certificate /nonexistent/c.pem: No such file or directory");
+    o.cert_file = e->a_crt;
+    o.key_file = "/nonexistent/c.key";
+    CHECK_INT(client_ctx_opts(e, &o), SLUICE_ERR_INVAL);
+    snprintf(want, sizeof want, "client key /nonexistent/c.key (for certificate %s): "
+             "No such file or directory", e->a_crt);
+    CHECK_STR(e->err, want);
+}
+TEST(client_missing_files_named) { with_env(client_missing_files_named); }
+
+/* ---- versions and suites ------------------------------------------------ */
 
 static void tls12_client_gets_ecdhe_aead(env *e)
 {
@@ -632,9 +871,6 @@ static void bad_min_version_or_no_certificate(env *e)
     e->cfg.ncerts = 0;
     CHECK_INT(server_ctx(e), SLUICE_ERR_INVAL);
     CHECK(strstr(e->err, "certificate") != NULL);
-    CHECK_INT(sl_tls_ctx_new_client(&e->cctx, "/nonexistent/ca.pem", NULL, 0, e->err,
-                                    sizeof e->err), SLUICE_ERR_INVAL);
-    CHECK(strstr(e->err, "/nonexistent/ca.pem") != NULL);
 }
 TEST(bad_min_version_or_no_certificate) { with_env(bad_min_version_or_no_certificate); }
 
