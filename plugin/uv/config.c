@@ -55,7 +55,8 @@ typedef struct loader {
     char at_buf[LUA_IDSIZE];
     const char *label;     /* message prefix: "route", "route: ret" */
     int got_addr;          /* listen: an address was given by position */
-    int kinds;             /* route: how many of static, echo, ret */
+    int kinds;             /* route: how many of static, echo, ret, proxy */
+    int got_forwarded;     /* route: a forwarded table was given */
     sl_cfg_where once[ONCE_COUNT];
     int rc;                /* the first error: code and text */
     char msg[1024];
@@ -450,6 +451,31 @@ static void rd_path(loader *ld, lua_State *L, int v, void *obj, const field *f)
     set_str(SLOT(obj, f, char *), resolve(ld, L, s, len));
 }
 
+/* A URL path: a route's prefix, a health check's target. */
+static const char *want_url_path(loader *ld, lua_State *L, int v, const field *f, size_t *len)
+{
+    char sub[128];
+    const char *s = want_str(ld, L, v, f, len);
+    if (s[0] != '/')
+        fail(ld, L, SLUICE_ERR_INVAL, "%s must start with '/', got '%s'",
+             subject(ld, f, sub, sizeof sub), s);
+    return s;
+}
+
+/* Letters, digits, '-' and single dots between labels: a DNS name as SNI
+ * carries it (RFC 6066 §3). Host names a resolver looks up (/etc/hosts,
+ * container names) may also hold '_': underscore = 1 allows it. */
+static int dns_name_ok(const char *s, size_t len, int underscore)
+{
+    int ok = len > 0 && len <= 253 && s[0] != '.' && s[len - 1] != '.';
+    for (size_t i = 0; ok && i < len; i++) {
+        char c = s[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '-' || (c == '_' && underscore) || (c == '.' && s[i - 1] != '.');
+    }
+    return ok;
+}
+
 /* ---- tables ---------------------------------------------------------------- */
 
 /* Handles integer keys (positional values) of a directive's table. */
@@ -682,13 +708,7 @@ static char *sni_name(loader *ld, lua_State *L, int v)
     size_t len;
     const char *s = lua_tolstring(L, v, &len);
     size_t start = len > 2 && s[0] == '*' && s[1] == '.' ? 2 : 0;
-    int ok = len > start && len <= 253 && s[start] != '.' && s[len - 1] != '.';
-    for (size_t i = start; ok && i < len; i++) {
-        char c = s[i];
-        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-             c == '-' || (c == '.' && s[i - 1] != '.');
-    }
-    if (!ok)
+    if (len > 253 || !dns_name_ok(s + start, len - start, 0))
         fail(ld, L, SLUICE_ERR_INVAL, "tls_certificate: bad name '%s' in names", s);
     char *d = dup_mem(ld, L, s, len);
     for (char *p = d; *p; p++)
@@ -740,7 +760,263 @@ static int d_tls_certificate(lua_State *L)
     return 0;
 }
 
-/* ---- route { authority = , path = , static = | echo = | ret = , index = } ---- */
+/* ---- upstream { name = , servers = { ... }, ... } ---------------------------- */
+
+/* Names appear in log lines ("upstream app server ..."): characters that
+ * need no quoting there. */
+static void rd_upstream_name(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    size_t len;
+    const char *s = want_str(ld, L, v, f, &len);
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == '_'))
+            fail(ld, L, SLUICE_ERR_INVAL, "upstream: name may hold only letters, digits, "
+                 "'.', '-' and '_', got '%s'", s);
+    }
+    set_str(SLOT(obj, f, char *), dup_mem(ld, L, s, len));
+}
+
+/* "HOST:PORT" or "[IPV6]:PORT". HOST may be a name: it is resolved when
+ * connecting, so only its spelling is checked here. */
+static void parse_server(loader *ld, lua_State *L, const char *s, sl_cfg_server *sv)
+{
+    const char *h = s, *hend, *colon;
+    if (*s == '[') {
+        char in[64];
+        unsigned char bin[16];
+        hend = strchr(s, ']');
+        if (!hend || hend[1] != ':')
+            fail(ld, L, SLUICE_ERR_INVAL, "%s: bad server '%s': expected HOST:PORT or "
+                 "[IPV6]:PORT", ld->label, s);
+        h = s + 1;
+        colon = hend + 1;
+        size_t n = (size_t)(hend - h);
+        if (n < sizeof in) {
+            memcpy(in, h, n);
+            in[n] = '\0';
+        }
+        if (n >= sizeof in || inet_pton(AF_INET6, in, bin) != 1)
+            fail(ld, L, SLUICE_ERR_INVAL, "%s: bad server '%s': not an IPv6 address in the "
+                 "brackets", ld->label, s);
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            fail(ld, L, SLUICE_ERR_INVAL, "%s: bad server '%s': expected HOST:PORT or "
+                 "[IPV6]:PORT", ld->label, s);
+        if (memchr(s, ':', (size_t)(colon - s)))
+            fail(ld, L, SLUICE_ERR_INVAL, "%s: bad server '%s': an IPv6 address needs "
+                 "brackets, as in [::1]:8080", ld->label, s);
+        hend = colon;
+        if (!dns_name_ok(h, (size_t)(hend - h), 1))
+            fail(ld, L, SLUICE_ERR_INVAL, "%s: bad host in '%s': expected a name or an "
+                 "address", ld->label, s);
+    }
+    sv->port = parse_port(ld, L, colon + 1, s);
+    sv->host = dup_mem(ld, L, h, (size_t)(hend - h));
+    sv->name = dup_str(ld, L, s);
+}
+
+static void rd_servers(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    sl_cfg_upstream *u = obj;
+    (void)f;
+    if (!lua_istable(L, v))
+        fail(ld, L, SLUICE_ERR_INVAL, "upstream: servers must be a list of \"HOST:PORT\" "
+             "strings, got %s", luaL_typename(L, v));
+    size_t n = list_len(ld, L, v, "upstream: servers");
+    if (n == 0)
+        fail(ld, L, SLUICE_ERR_INVAL, "upstream: servers must not be empty");
+    charge(ld, L, n * sizeof *u->servers);
+    u->servers = calloc(n, sizeof *u->servers);
+    if (!u->servers)
+        fail(ld, L, SLUICE_ERR_NOMEM, "out of memory");
+    u->nservers = n; /* NULL entries free fine if the run unwinds halfway */
+    ld->label = "upstream: servers";
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, v, (lua_Integer)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            fail(ld, L, SLUICE_ERR_INVAL, "upstream: servers must be strings such as "
+                 "\"127.0.0.1:8080\", got %s", luaL_typename(L, -1));
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        if (strlen(s) != len)
+            fail(ld, L, SLUICE_ERR_INVAL, "upstream: servers must not contain a NUL byte");
+        parse_server(ld, L, s, &u->servers[i]);
+        lua_pop(L, 1);
+    }
+    ld->label = "upstream";
+}
+
+/* One of names (NULL-terminated): its index, which is the enum's value. */
+static int choose(loader *ld, lua_State *L, int v, const field *f, const char *const *names)
+{
+    char sub[128], opts[128];
+    size_t len, n = 0;
+    const char *s = want_str(ld, L, v, f, &len);
+    for (int i = 0; names[i]; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    opts[0] = '\0';
+    for (int i = 0; names[i] && n < sizeof opts; i++) {
+        int w = snprintf(opts + n, sizeof opts - n, "%s'%s'",
+                         i == 0 ? "" : names[i + 1] ? ", " : " or ", names[i]);
+        n += w > 0 ? (size_t)w : 0;
+    }
+    fail(ld, L, SLUICE_ERR_INVAL, "%s must be %s, got '%s'", subject(ld, f, sub, sizeof sub),
+         opts, s);
+}
+
+static void rd_protocol(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    static const char *const names[] = {"http1", "h2", NULL}; /* enum sl_up_proto */
+    *SLOT(obj, f, int) = choose(ld, L, v, f, names);
+}
+
+static void rd_balance(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    static const char *const names[] = {"round_robin", "least_conn", NULL}; /* enum sl_balance */
+    *SLOT(obj, f, int) = choose(ld, L, v, f, names);
+}
+
+static void rd_sni(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    char sub[128];
+    size_t len;
+    const char *s = want_str(ld, L, v, f, &len);
+    if (!dns_name_ok(s, len, 0))
+        fail(ld, L, SLUICE_ERR_INVAL, "%s must be a DNS name, got '%s'",
+             subject(ld, f, sub, sizeof sub), s);
+    set_str(SLOT(obj, f, char *), dup_mem(ld, L, s, len));
+}
+
+static const field upstream_tls_fields[] = {
+    {"ca", rd_path, offsetof(sl_cfg_upstream, tls_ca), 0, 0, 0, 0},
+    {"sni", rd_sni, offsetof(sl_cfg_upstream, tls_sni), 0, 0, 0, 0},
+    {"verify", rd_bool, offsetof(sl_cfg_upstream, tls_verify), 0, 0, 0, 0},
+    {"certificate", rd_path, offsetof(sl_cfg_upstream, tls_cert), 0, 0, 0, 0},
+    {"key", rd_path, offsetof(sl_cfg_upstream, tls_key), 0, 0, 0, 0},
+    {NULL, NULL, 0, 0, 0, 0, 0}
+};
+
+static void rd_upstream_tls(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    sl_cfg_upstream *u = obj;
+    (void)f;
+    if (lua_isboolean(L, v)) {
+        u->tls = lua_toboolean(L, v);
+        return;
+    }
+    if (!lua_istable(L, v))
+        fail(ld, L, SLUICE_ERR_INVAL, "upstream: tls must be true, false or a table { ca = , "
+             "sni = , verify = , certificate = , key = }, got %s", luaL_typename(L, v));
+    u->tls = 1;
+    ld->label = "upstream: tls";
+    read_table(ld, L, v, upstream_tls_fields, u, NULL);
+    ld->label = "upstream";
+}
+
+/* The health check's request line carries the path as it is: nothing that
+ * would split or end that line. */
+static void rd_health_path(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    char sub[128];
+    size_t len;
+    const char *s = want_url_path(ld, L, v, f, &len);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            fail(ld, L, SLUICE_ERR_INVAL, "%s must be printable ASCII without spaces",
+                 subject(ld, f, sub, sizeof sub));
+    set_str(SLOT(obj, f, char *), dup_mem(ld, L, s, len));
+}
+
+#define HEALTH(name, read, min, max, unit)                                      \
+    {#name, read, offsetof(sl_cfg_health, name), (min), (max), (unit), 4}
+
+static const field health_fields[] = {
+    HEALTH(path, rd_health_path, 0, 0, 0),
+    HEALTH(interval, rd_secs, 1, DAY_MS, 1000),
+    HEALTH(timeout, rd_secs, 1, DAY_MS, 1000),
+    HEALTH(fails, rd_int, 1, 1000, 0),
+    HEALTH(passes, rd_int, 1, 1000, 0),
+    {NULL, NULL, 0, 0, 0, 0, 0}
+};
+
+static void rd_health(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    sl_cfg_upstream *u = obj;
+    (void)f;
+    if (!lua_istable(L, v))
+        fail(ld, L, SLUICE_ERR_INVAL, "upstream: health_check must be a table { path = , "
+             "interval = , timeout = , fails = , passes = }, got %s", luaL_typename(L, v));
+    u->health.enabled = 1;
+    ld->label = "upstream: health_check";
+    read_table(ld, L, v, health_fields, &u->health, NULL);
+    ld->label = "upstream";
+}
+
+#define UP(name, read, min, max, unit, width)                                   \
+    {#name, read, offsetof(sl_cfg_upstream, name), (min), (max), (unit), (width)}
+
+static const field upstream_fields[] = {
+    UP(name, rd_upstream_name, 0, 0, 0, 0),
+    {"servers", rd_servers, 0, 0, 0, 0, 0},
+    UP(protocol, rd_protocol, 0, 0, 0, 0),
+    UP(balance, rd_balance, 0, 0, 0, 0),
+    {"tls", rd_upstream_tls, 0, 0, 0, 0, 0},
+    UP(keepalive, rd_int, 0, 100000, 0, 4),
+    UP(max_conns, rd_int, 1, 1000000, 0, 4),
+    UP(h2_streams, rd_int, 1, 10000, 0, 4),
+    UP(connect_timeout, rd_secs, 1, DAY_MS, 1000, 4),
+    UP(read_timeout, rd_secs, 1, DAY_MS, 1000, 4),
+    UP(send_timeout, rd_secs, 1, DAY_MS, 1000, 4),
+    UP(idle_timeout, rd_secs, 1, DAY_MS, 1000, 4),
+    UP(tries, rd_int, 1, 16, 0, 4),
+    UP(max_fails, rd_int, 1, 1000, 0, 4),
+    UP(fail_timeout, rd_secs, 1, DAY_MS, 1000, 4),
+    UP(buffer, rd_size, 4 * KIB, 64 * MIB, 0, 4),
+    {"health_check", rd_health, 0, 0, 0, 0, 0},
+    {NULL, NULL, 0, 0, 0, 0, 0}
+};
+
+static void upstream_defaults(loader *ld, lua_State *L, sl_cfg_upstream *u)
+{
+    u->tls_verify = 1;
+    u->keepalive = 32;
+    u->max_conns = 1024;
+    u->h2_streams = 100;
+    u->connect_timeout = 5000;
+    u->read_timeout = 60000;
+    u->send_timeout = 60000;
+    u->idle_timeout = 60000;
+    u->tries = 3;
+    u->max_fails = 1;
+    u->fail_timeout = 10000;
+    u->buffer = 64 * KIB;
+    u->health = (sl_cfg_health){.interval = 5000, .timeout = 2000, .fails = 2, .passes = 1};
+    u->health.path = dup_str(ld, L, "/");
+}
+
+static int d_upstream(lua_State *L)
+{
+    loader *ld = enter(L, "upstream", LUA_TTABLE);
+    sl_config *cfg = ld->cfg;
+    sl_cfg_upstream *u = PUSH(ld, L, cfg->upstreams, cfg->nupstreams);
+    u->where = own_where(ld, L);
+    upstream_defaults(ld, L, u);
+    read_table(ld, L, 1, upstream_fields, u, NULL);
+    if (!u->name)
+        fail(ld, L, SLUICE_ERR_INVAL, "upstream: name is required");
+    if (!u->servers)
+        fail(ld, L, SLUICE_ERR_INVAL, "upstream: servers is required");
+    if (!u->tls_cert != !u->tls_key)
+        fail(ld, L, SLUICE_ERR_INVAL, "upstream: tls: certificate and key must be given "
+             "together");
+    return 0;
+}
+
+/* ---- route { authority = , path = , static = | echo = | ret = | proxy = , ... } - */
 
 static void rd_authority(loader *ld, lua_State *L, int v, void *obj, const field *f)
 {
@@ -760,9 +1036,7 @@ static void rd_authority(loader *ld, lua_State *L, int v, void *obj, const field
 static void rd_route_path(loader *ld, lua_State *L, int v, void *obj, const field *f)
 {
     size_t len;
-    const char *s = want_str(ld, L, v, f, &len);
-    if (s[0] != '/')
-        fail(ld, L, SLUICE_ERR_INVAL, "route: path must start with '/', got '%s'", s);
+    const char *s = want_url_path(ld, L, v, f, &len);
     set_str(SLOT(obj, f, char *), dup_mem(ld, L, s, len));
 }
 
@@ -834,13 +1108,59 @@ static void rd_index(loader *ld, lua_State *L, int v, void *obj, const field *f)
     set_str(SLOT(obj, f, char *), dup_mem(ld, L, s, len));
 }
 
+/* The upstream's name; resolved to its index once the whole file ran, so
+ * a route may come before its upstream. */
+static void rd_proxy(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    rd_str(ld, L, v, obj, f);
+    ((sl_cfg_route *)obj)->kind = SL_ROUTE_PROXY;
+    ld->kinds++;
+}
+
+/* Sent as Host or :authority: nothing that could end or split a header
+ * line (RFC 9110 §7.2: uri-host [ ":" port ]). Case is kept. */
+static void rd_proxy_host(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    size_t len;
+    const char *s = want_str(ld, L, v, f, &len);
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || strchr(".-_:[]", s[i])))
+            fail(ld, L, SLUICE_ERR_INVAL, "route: bad host '%s'", s);
+    set_str(SLOT(obj, f, char *), dup_mem(ld, L, s, len));
+}
+
+#define FWD(name) {#name, rd_bool, offsetof(sl_cfg_forwarded, name), 0, 0, 0, 0}
+
+static const field forwarded_fields[] = {
+    FWD(via), FWD(x_forwarded_for), FWD(x_forwarded_proto), FWD(forwarded),
+    {NULL, NULL, 0, 0, 0, 0, 0}
+};
+
+static void rd_forwarded(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    sl_cfg_route *r = obj;
+    (void)f;
+    if (!lua_istable(L, v))
+        fail(ld, L, SLUICE_ERR_INVAL, "route: forwarded must be a table { via = , "
+             "x_forwarded_for = , x_forwarded_proto = , forwarded = }, got %s",
+             luaL_typename(L, v));
+    ld->got_forwarded = 1;
+    ld->label = "route: forwarded";
+    read_table(ld, L, v, forwarded_fields, &r->forwarded, NULL);
+    ld->label = "route";
+}
+
 static const field route_fields[] = {
     {"authority", rd_authority, offsetof(sl_cfg_route, authority), 0, 0, 0, 0},
     {"path", rd_route_path, offsetof(sl_cfg_route, path), 0, 0, 0, 0},
     {"static", rd_static, offsetof(sl_cfg_route, root), 0, 0, 0, 0},
     {"echo", rd_echo, 0, 0, 0, 0, 0},
     {"ret", rd_ret, 0, 0, 0, 0, 0},
+    {"proxy", rd_proxy, offsetof(sl_cfg_route, proxy), 0, 0, 0, 0},
     {"index", rd_index, offsetof(sl_cfg_route, index), 0, 0, 0, 0},
+    {"host", rd_proxy_host, offsetof(sl_cfg_route, proxy_host), 0, 0, 0, 0},
+    {"forwarded", rd_forwarded, 0, 0, 0, 0, 0},
     {NULL, NULL, 0, 0, 0, 0, 0}
 };
 
@@ -850,12 +1170,19 @@ static int d_route(lua_State *L)
     sl_config *cfg = ld->cfg;
     sl_cfg_route *r = PUSH(ld, L, cfg->routes, cfg->nroutes);
     r->where = own_where(ld, L);
+    r->forwarded = (sl_cfg_forwarded){.via = 1, .x_forwarded_for = 1, .x_forwarded_proto = 1};
     ld->kinds = 0;
+    ld->got_forwarded = 0;
     read_table(ld, L, 1, route_fields, r, NULL);
     if (ld->kinds != 1)
-        fail(ld, L, SLUICE_ERR_INVAL, "route: exactly one of static, echo, ret is required");
+        fail(ld, L, SLUICE_ERR_INVAL, "route: exactly one of static, echo, ret, proxy is "
+             "required");
     if (r->index && r->kind != SL_ROUTE_STATIC)
         fail(ld, L, SLUICE_ERR_INVAL, "route: index is only for static routes");
+    if (r->proxy_host && r->kind != SL_ROUTE_PROXY)
+        fail(ld, L, SLUICE_ERR_INVAL, "route: host is only for proxy routes");
+    if (ld->got_forwarded && r->kind != SL_ROUTE_PROXY)
+        fail(ld, L, SLUICE_ERR_INVAL, "route: forwarded is only for proxy routes");
     if (!r->path)
         r->path = dup_str(ld, L, "/");
     if (r->kind == SL_ROUTE_STATIC && !r->index)
@@ -1034,7 +1361,8 @@ static int d_scalar(lua_State *L)
 
 static const luaL_Reg table_directives[] = {
     {"listen", d_listen}, {"tls_certificate", d_tls_certificate}, {"route", d_route},
-    {"timeouts", d_timeouts}, {"http2", d_http2}, {"admin", d_admin}, {NULL, NULL}
+    {"upstream", d_upstream}, {"timeouts", d_timeouts}, {"http2", d_http2},
+    {"admin", d_admin}, {NULL, NULL}
 };
 
 /* ---- the sandbox ------------------------------------------------------------- */
@@ -1301,12 +1629,13 @@ static int check_listens(loader *ld)
     return rc;
 }
 
-static int check_readable(loader *ld, const sl_cfg_cert *c, const char *what, const char *file)
+static int check_readable(loader *ld, const sl_cfg_where *w, const char *label,
+                          const char *what, const char *file)
 {
-    if (access(file, R_OK) == 0)
+    if (!file || access(file, R_OK) == 0)
         return 0;
-    return error_at(ld, c->where.file, c->where.line, SLUICE_ERR_INVAL,
-                    "tls_certificate: cannot read %s %s: %s", what, file, strerror(errno));
+    return error_at(ld, w->file, w->line, SLUICE_ERR_INVAL, "%s: cannot read %s %s: %s",
+                    label, what, file, strerror(errno));
 }
 
 static int check_name_dups(loader *ld)
@@ -1344,11 +1673,92 @@ static int check_certs(loader *ld)
     const sl_config *c = ld->cfg;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < c->ncerts; i++) {
-        rc = check_readable(ld, &c->certs[i], "cert", c->certs[i].cert_file);
+        const sl_cfg_cert *k = &c->certs[i];
+        rc = check_readable(ld, &k->where, "tls_certificate", "cert", k->cert_file);
         if (rc == 0)
-            rc = check_readable(ld, &c->certs[i], "key", c->certs[i].key_file);
+            rc = check_readable(ld, &k->where, "tls_certificate", "key", k->key_file);
     }
     return rc ? rc : check_name_dups(ld);
+}
+
+/* Upstream names sorted, for the duplicate check and for routes to find
+ * theirs: a loop in the config can declare many thousands of either. */
+static dup_key *upstream_keys(loader *ld)
+{
+    const sl_config *c = ld->cfg;
+    dup_key *k = calloc(c->nupstreams ? c->nupstreams : 1, sizeof *k);
+    if (!k) {
+        no_memory(ld);
+        return NULL;
+    }
+    for (size_t i = 0; i < c->nupstreams; i++)
+        k[i] = (dup_key){c->upstreams[i].name, i};
+    return k;
+}
+
+static int check_upstream_dups(loader *ld)
+{
+    const sl_config *c = ld->cfg;
+    dup_key *k = upstream_keys(ld);
+    if (!k)
+        return ld->rc;
+    size_t p = find_dup(k, c->nupstreams);
+    int rc = 0;
+    if (p) {
+        const sl_cfg_upstream *first = &c->upstreams[k[p - 1].owner];
+        const sl_cfg_upstream *u = &c->upstreams[k[p].owner];
+        rc = error_at(ld, u->where.file, u->where.line, SLUICE_ERR_INVAL,
+                      "upstream: duplicate name '%s' (first declared at %s:%d)", u->name,
+                      first->where.file, first->where.line);
+    }
+    free_keys(k, c->nupstreams, 0);
+    return rc;
+}
+
+static int check_upstreams(loader *ld)
+{
+    const sl_config *c = ld->cfg;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < c->nupstreams; i++) {
+        const sl_cfg_upstream *u = &c->upstreams[i];
+        rc = check_readable(ld, &u->where, "upstream: tls", "ca", u->tls_ca);
+        if (rc == 0)
+            rc = check_readable(ld, &u->where, "upstream: tls", "certificate", u->tls_cert);
+        if (rc == 0)
+            rc = check_readable(ld, &u->where, "upstream: tls", "key", u->tls_key);
+    }
+    return rc ? rc : check_upstream_dups(ld);
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(((const dup_key *)a)->key, ((const dup_key *)b)->key);
+}
+
+/* After check_upstreams: names are unique, so a match is the upstream. */
+static int resolve_proxies(loader *ld)
+{
+    sl_config *c = ld->cfg;
+    dup_key *k = upstream_keys(ld);
+    if (!k)
+        return ld->rc;
+    qsort(k, c->nupstreams, sizeof *k, cmp_name);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < c->nroutes; i++) {
+        sl_cfg_route *r = &c->routes[i];
+        dup_key want = {r->proxy, 0};
+        const dup_key *hit;
+        if (r->kind != SL_ROUTE_PROXY)
+            continue;
+        hit = bsearch(&want, k, c->nupstreams, sizeof *k, cmp_name);
+        if (hit)
+            r->upstream = hit->owner;
+        else
+            rc = error_at(ld, r->where.file, r->where.line, SLUICE_ERR_INVAL,
+                          "route: proxy: no upstream named '%s'", r->proxy);
+    }
+    free_keys(k, c->nupstreams, 0);
+    return rc;
 }
 
 static int check_route_dups(loader *ld)
@@ -1393,7 +1803,8 @@ static int check_routes(loader *ld)
             return error_at(ld, r->where.file, r->where.line, SLUICE_ERR_INVAL,
                             "route: static root %s is not a directory", r->root);
     }
-    return check_route_dups(ld);
+    int rc = resolve_proxies(ld);
+    return rc ? rc : check_route_dups(ld);
 }
 
 static int check_admin(loader *ld)
@@ -1428,6 +1839,8 @@ static int check_config(loader *ld)
     int rc = check_listens(ld);
     if (rc == 0)
         rc = check_certs(ld);
+    if (rc == 0)
+        rc = check_upstreams(ld);
     if (rc == 0)
         rc = check_routes(ld);
     if (rc == 0)
@@ -1514,8 +1927,29 @@ static void free_routes(sl_cfg_route *r, size_t n)
         free(r[i].index);
         free(r[i].body);
         free(r[i].content_type);
+        free(r[i].proxy);
+        free(r[i].proxy_host);
     }
     free(r);
+}
+
+static void free_upstreams(sl_cfg_upstream *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(u[i].where.file);
+        free(u[i].name);
+        for (size_t j = 0; j < u[i].nservers; j++) {
+            free(u[i].servers[j].host);
+            free(u[i].servers[j].name);
+        }
+        free(u[i].servers);
+        free(u[i].tls_ca);
+        free(u[i].tls_sni);
+        free(u[i].tls_cert);
+        free(u[i].tls_key);
+        free(u[i].health.path);
+    }
+    free(u);
 }
 
 static void free_certs(sl_cfg_cert *c, size_t n)
@@ -1542,6 +1976,7 @@ void sl_config_free(sl_config *cfg)
     free(cfg->listens);
     free_certs(cfg->certs, cfg->ncerts);
     free_routes(cfg->routes, cfg->nroutes);
+    free_upstreams(cfg->upstreams, cfg->nupstreams);
     free(cfg->access_log);
     free(cfg->error_log);
     free(cfg->admin_host);

@@ -31,7 +31,64 @@ typedef struct sl_cfg_cert {
     size_t nnames;       /* none: taken from the certificate's SAN/CN */
 } sl_cfg_cert;
 
-enum sl_route_kind { SL_ROUTE_STATIC, SL_ROUTE_ECHO, SL_ROUTE_RETURN };
+enum sl_route_kind { SL_ROUTE_STATIC, SL_ROUTE_ECHO, SL_ROUTE_RETURN, SL_ROUTE_PROXY };
+
+enum sl_balance { SL_BALANCE_ROUND_ROBIN = 0, SL_BALANCE_LEAST_CONN };
+enum sl_up_proto { SL_UP_HTTP1 = 0, SL_UP_H2 };
+
+/* One server of an upstream group: "host:port", "[v6]:port". */
+typedef struct sl_cfg_server {
+    char *host;          /* no brackets */
+    uint16_t port;
+    char *name;          /* "host:port" as written, for logs */
+} sl_cfg_server;
+
+/* Active health checks: a GET of path on every server each interval. */
+typedef struct sl_cfg_health {
+    int enabled;
+    char *path;          /* "/" */
+    uint32_t interval;   /* ms, 5000 */
+    uint32_t timeout;    /* ms, 2000 */
+    uint32_t fails;      /* consecutive failures that mark a server down: 2 */
+    uint32_t passes;     /* consecutive successes that mark it up again: 1 */
+} sl_cfg_health;
+
+/* upstream { name = , servers = , ... } */
+typedef struct sl_cfg_upstream {
+    sl_cfg_where where;
+    char *name;
+    sl_cfg_server *servers;
+    size_t nservers;
+    int balance;         /* enum sl_balance */
+    int protocol;        /* enum sl_up_proto; h2 without tls is h2c */
+    /* tls = true or tls = { ca = , sni = , verify = , certificate = , key = } */
+    int tls;
+    char *tls_ca;        /* NULL: the system's default store */
+    char *tls_sni;       /* NULL: the server's host (no SNI for an IP address) */
+    int tls_verify;      /* 1 */
+    char *tls_cert;      /* client certificate (PEM chain) and its key */
+    char *tls_key;
+    uint32_t keepalive;       /* idle connections kept per server: 32 */
+    uint32_t max_conns;       /* connections per server per worker: 1024 */
+    uint32_t h2_streams;      /* streams per HTTP/2 upstream connection: 100 */
+    uint32_t connect_timeout; /* ms: 5000 */
+    uint32_t read_timeout;    /* ms, waiting for the response or its next bytes: 60000 */
+    uint32_t send_timeout;    /* ms, no write progress: 60000 */
+    uint32_t idle_timeout;    /* ms, an idle pooled connection: 60000 */
+    uint32_t tries;           /* attempts per request, on different servers: 3 */
+    uint32_t max_fails;       /* failures within fail_timeout that mark a server down: 1 */
+    uint32_t fail_timeout;    /* ms: 10000 (also how long it stays down) */
+    uint32_t buffer;          /* per-stream buffer each way, bytes: 65536 */
+    sl_cfg_health health;
+} sl_cfg_upstream;
+
+/* Forwarding headers a proxy route adds (RFC 9110 §7.6.3, RFC 7239). */
+typedef struct sl_cfg_forwarded {
+    int via;             /* 1: "via: 1.1 sluice" / "2 sluice" */
+    int x_forwarded_for; /* 1: append the client address */
+    int x_forwarded_proto; /* 1: "http" or "https" */
+    int forwarded;       /* 0: RFC 7239 "forwarded: for=...;proto=...;host=..." */
+} sl_cfg_forwarded;
 
 typedef struct sl_cfg_route {
     sl_cfg_where where;
@@ -44,6 +101,10 @@ typedef struct sl_cfg_route {
     char *body;          /* SL_ROUTE_RETURN */
     size_t body_len;
     char *content_type;  /* SL_ROUTE_RETURN: "text/plain" */
+    char *proxy;         /* SL_ROUTE_PROXY: the upstream's name */
+    size_t upstream;     /* SL_ROUTE_PROXY: index into cfg->upstreams */
+    char *proxy_host;    /* SL_ROUTE_PROXY: Host/:authority sent, NULL: the client's */
+    sl_cfg_forwarded forwarded;
 } sl_cfg_route;
 
 /* All durations in milliseconds. */
@@ -65,6 +126,8 @@ typedef struct sl_config {
     size_t ncerts;
     sl_cfg_route *routes;
     size_t nroutes;
+    sl_cfg_upstream *upstreams;
+    size_t nupstreams;
     int workers;                  /* 1 */
     uint32_t max_connections;     /* per worker: 10000 */
     uint64_t max_body;            /* request body limit (413): 16 MiB */

@@ -54,6 +54,14 @@ void sl_conn_abort(sl_conn *c, int reason)
     c->state = SL_CONN_CLOSED;
     c->close_reason = reason;
     c->w->stats.closes[reason]++;
+    if (c->kicked) {
+        for (sl_conn **pp = &c->w->kicked; *pp; pp = &(*pp)->kick_next)
+            if (*pp == c) {
+                *pp = c->kick_next;
+                break;
+            }
+        c->kicked = 0;
+    }
     sl_log(2, "conn %llu %s: closed (%s)", (unsigned long long)c->id, c->peer,
            close_names[reason]);
     if (c->h2)
@@ -71,6 +79,7 @@ void sl_conn_abort(sl_conn *c, int reason)
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     /* A slot is free: listeners paused at the connection limit resume. */
     sl_worker_resume_accept(c->w);
+    sl_worker_maybe_exit(c->w);
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -432,6 +441,16 @@ void sl_conn_update(sl_conn *c)
     }
     uint64_t d = state_deadline(c), now = sl_now_ms(c);
     uv_timer_start(&c->timer, on_timer, d > now ? d - now : 0, 0);
+}
+
+void sl_conn_kick(sl_conn *c)
+{
+    if (c->kicked || c->state == SL_CONN_CLOSED)
+        return;
+    c->kicked = 1;
+    c->kick_next = c->w->kicked;
+    c->w->kicked = c;
+    sl_worker_kick(c->w);
 }
 
 void sl_conn_graceful(sl_conn *c)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "proxy.h"
 #include "respond.h"
 
 #define H1_PENDING_MAX (64 * 1024) /* unparsed input held while answering */
@@ -25,8 +26,9 @@ typedef struct sl_h1conn {
     int keep_alive;
     int finishing;         /* last chunk queued */
     int closing;           /* no further request on this connection */
-    uint8_t ob[2048];      /* head, chunk framing: bytes we own */
-    size_t ob_len, ob_off;
+    uint8_t *ob;           /* head, chunk framing: bytes we own */
+    size_t ob_len, ob_off, ob_cap;
+    uint8_t ob_inline[2048];
     const uint8_t *bp;     /* borrowed body bytes being written */
     size_t bl, boff;
     uint8_t tail[16];      /* after the body: chunk CRLF, last chunk */
@@ -41,11 +43,41 @@ static void access_log(sl_conn *c, sl_req *r)
     FILE *f = c->w->access_log;
     if (!f)
         return;
-    fprintf(f, "%s %s %s %s %d %llu %llums stream=0 proto=http/1.1 tls=%s\n", c->peer,
+    const char *up = r->proxy ? r->proxy->srv_name : NULL;
+    fprintf(f, "%s %s %s %s %d %llu %llums stream=0 proto=http/1.1 tls=%s%s%s\n", c->peer,
             r->method, r->authority ? r->authority : "-", r->path ? r->path : "-", r->status,
             (unsigned long long)r->sent,
             (unsigned long long)(sl_now_ms(c) - r->started_ms),
-            c->tls ? sl_tls_version(c->tls) : "-");
+            c->tls ? sl_tls_version(c->tls) : "-", up ? " upstream=" : "", up ? up : "");
+}
+
+/* Room in the owned output buffer: the inline one, or a larger one for a
+ * big proxied head or trailers. */
+static int ob_reserve(sl_h1conn *h, size_t n)
+{
+    if (!h->ob) {
+        h->ob = h->ob_inline;
+        h->ob_cap = sizeof(h->ob_inline);
+    }
+    if (h->ob_len + n <= h->ob_cap)
+        return 0;
+    size_t cap = h->ob_cap * 2;
+    while (cap < h->ob_len + n)
+        cap *= 2;
+    uint8_t *b = malloc(cap);
+    if (!b)
+        return SLUICE_ERR_NOMEM;
+    memcpy(b, h->ob, h->ob_len);
+    if (h->ob != h->ob_inline)
+        free(h->ob);
+    h->ob = b;
+    h->ob_cap = cap;
+    return 0;
+}
+
+static void h1_notify(sl_req *r)
+{
+    sl_conn_kick(r->front);
 }
 
 static int begin(sl_conn *c, sl_h1conn *h, const sl_h1_head *hd)
@@ -66,6 +98,13 @@ static int begin(sl_conn *c, sl_h1conn *h, const sl_h1_head *hd)
     r->fcache = &c->w->fcache;
     r->handler = c->w->handler;
     r->handler_ud = c->w->handler_ud;
+    r->w = c->w;
+    r->gen = c->gen;
+    r->peer = c->peer;
+    r->tls = c->tls != NULL;
+    r->no_body = hd->body == SL_H1_BODY_NONE;
+    r->notify = h1_notify;
+    r->front = c;
     h->req = r;
     h->head_since = 0;
     h->keep_alive = hd->keep_alive && !h->closing;
@@ -76,10 +115,12 @@ static int begin(sl_conn *c, sl_h1conn *h, const sl_h1_head *hd)
     sl_respond(r, c->gen->cfg, hd->fields, hd->nfields, c->tls ? sl_tls_covers_cb : NULL, c->tls);
     if (r->status >= 400 && hd->body != SL_H1_BODY_NONE)
         h->keep_alive = 0; /* do not read a body we refused */
-    if (hd->expect_continue && r->body_kind == SL_BODY_ECHO) {
+    if (hd->expect_continue && (r->body_kind == SL_BODY_ECHO || r->body_kind == SL_BODY_PROXY)) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        memcpy(h->ob, cont, sizeof(cont) - 1);
-        h->ob_len = sizeof(cont) - 1;
+        if (ob_reserve(h, sizeof(cont)) == 0) {
+            memcpy(h->ob + h->ob_len, cont, sizeof(cont) - 1);
+            h->ob_len += sizeof(cont) - 1;
+        }
     }
     return 0;
 }
@@ -117,6 +158,10 @@ static void fail(sl_conn *c, sl_h1conn *h, int err)
  * read, no more than its buffer can hold. */
 static size_t parse_budget(sl_h1conn *h, size_t len)
 {
+    if (h->req && h->req->body_kind == SL_BODY_PROXY && h->req->proxy) {
+        size_t room = sl_proxy_req_room(h->req);
+        return len < room ? len : room;
+    }
     if (!h->req || h->req->body_kind != SL_BODY_ECHO)
         return len;
     size_t room = h->req->buf_cap ? h->req->buf_cap - (size_t)(h->req->written - h->req->released)
@@ -149,6 +194,9 @@ static int parse(sl_conn *c, sl_h1conn *h)
                 break;
             }
             sl_body_feed(h->req, ev.data, ev.len);
+        } else if (ev.type == SL_H1_EV_TRAILERS) {
+            if (h->req->proxy)
+                sl_proxy_req_end(h->req, ev.fields, ev.nfields);
         } else if (ev.type == SL_H1_EV_COMPLETE) {
             sl_body_feed_end(h->req);
             h->req_complete = 1;
@@ -199,6 +247,8 @@ int sl_h1_start(sl_conn *c, const uint8_t *in, size_t len)
     sl_h1conn *h = calloc(1, sizeof(*h));
     if (!h)
         return SLUICE_ERR_NOMEM;
+    h->ob = h->ob_inline;
+    h->ob_cap = sizeof(h->ob_inline);
     sl_h1_options o;
     sl_h1_options_init(&o);
     sl_mem mem;
@@ -214,9 +264,13 @@ int sl_h1_start(sl_conn *c, const uint8_t *in, size_t len)
 static int queue_head(sl_conn *c, sl_h1conn *h)
 {
     sl_req *r = h->req;
-    sluice_nv nv[SL_RESP_MAX_HDRS + 2];
-    size_t n = r->nhdrs;
-    memcpy(nv, r->hdrs, n * sizeof(*nv));
+    sluice_nv local[SL_RESP_MAX_HDRS + 2], *nv = local;
+    const sluice_nv *hdrs = r->xhdrs ? r->xhdrs : r->hdrs;
+    size_t n = r->xhdrs ? r->nxhdrs : r->nhdrs;
+    if (n > SL_RESP_MAX_HDRS && !(nv = malloc((n + 2) * sizeof(*nv))))
+        return SLUICE_ERR_NOMEM;
+    if (n)
+        memcpy(nv, hdrs, n * sizeof(*nv));
     int has_body = r->body_kind != SL_BODY_NONE;
     h->chunked = has_body && r->body_len == UINT64_MAX;
     if (h->chunked)
@@ -225,8 +279,15 @@ static int queue_head(sl_conn *c, sl_h1conn *h)
     if (!h->keep_alive)
         nv[n++] = (sluice_nv){(const uint8_t *)"connection", (const uint8_t *)"close", 10, 5, 0};
     size_t len = 0;
-    int rv = sl_h1_write_response_head(r->status, NULL, 0, nv, n, h->ob + h->ob_len,
-                                       sizeof(h->ob) - h->ob_len, &len);
+    int rv = ob_reserve(h, 0);
+    if (rv == 0)
+        rv = sl_h1_write_response_head(r->status, NULL, 0, nv, n, h->ob + h->ob_len,
+                                       h->ob_cap - h->ob_len, &len);
+    if (rv == SLUICE_ERR_NOBUF && ob_reserve(h, len) == 0)
+        rv = sl_h1_write_response_head(r->status, NULL, 0, nv, n, h->ob + h->ob_len,
+                                       h->ob_cap - h->ob_len, &len);
+    if (nv != local)
+        free(nv);
     if (rv != 0)
         return rv;
     h->ob_len += len;
@@ -309,7 +370,9 @@ static int next_piece(sl_h1conn *h)
         return (int)n;
     size_t len = 0;
     if (n > 0) {
-        if (h->chunked && sl_h1_write_chunk_header((uint64_t)n, h->ob, sizeof(h->ob), &len) != 0)
+        h->ob_len = 0;
+        if (h->chunked && (ob_reserve(h, 24) != 0 ||
+                           sl_h1_write_chunk_header((uint64_t)n, h->ob, h->ob_cap, &len) != 0))
             return SLUICE_ERR_INTERNAL;
         h->ob_len = len;
         if (h->chunked) {
@@ -319,6 +382,20 @@ static int next_piece(sl_h1conn *h)
         h->bp = p;
         h->bl = (size_t)n;
         h->boff = 0;
+    }
+    if (eof && h->chunked && h->req->ntrailers) {
+        /* Trailers (proxied) go in the last chunk, after this piece. */
+        if (n > 0)
+            return 0;
+        const sl_req *r = h->req;
+        sl_h1_write_last_chunk(r->trailers, r->ntrailers, NULL, 0, &len);
+        if (ob_reserve(h, len) != 0 ||
+            sl_h1_write_last_chunk(r->trailers, r->ntrailers, h->ob + h->ob_len,
+                                   h->ob_cap - h->ob_len, &len) != 0)
+            return SLUICE_ERR_INTERNAL;
+        h->ob_len += len;
+        h->finishing = 1;
+        return 0;
     }
     if (eof) {
         h->finishing = 1;
@@ -364,6 +441,21 @@ int sl_h1_flush(sl_conn *c)
             c->read_paused = h->in_len >= H1_PENDING_MAX;
             if (rv < 0 || !h->req)
                 return rv;
+        }
+        sl_req *r = h->req;
+        if (r->proxy) {
+            /* The upstream took request bytes: held input may fit now. */
+            r->credit = 0;
+            if (h->in_len && !h->req_complete) {
+                parse(c, h);
+                c->read_paused = h->in_len >= H1_PENDING_MAX;
+            }
+            if (r->abort) /* the upstream failed mid-response: cut it short */
+                return SLUICE_ERR_INTERNAL;
+            if (!h->head_sent && r->status == 0) { /* no response yet */
+                int rv = push(c, h); /* a 100 Continue */
+                return rv < 0 ? rv : rv ? 1 : 0;
+            }
         }
         if (!h->head_sent && queue_head(c, h) != 0)
             return SLUICE_ERR_INTERNAL;
@@ -422,6 +514,8 @@ void sl_h1_free(sl_conn *c)
     }
     sl_h1_parser_free(&h->p);
     free(h->in);
+    if (h->ob != h->ob_inline)
+        free(h->ob);
     free(h);
     c->h1 = NULL;
 }

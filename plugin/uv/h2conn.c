@@ -6,6 +6,7 @@
 
 #include "host.h"
 #include "http.h"
+#include "proxy.h"
 #include "respond.h"
 
 #define NS_PER_MS 1000000ull
@@ -18,10 +19,16 @@ typedef struct h2_req {
     int closed;
     uint32_t close_code;
     struct h2_req *next_zombie;
+    int submitted;           /* the response head is with the session */
+    int dirty;               /* on the dirty list: the proxy has news */
+    int trailers_due;        /* the body ended: the trailers go next */
+    struct h2_req *next_dirty;
+    sl_conn *c;
 } h2_req;
 
 typedef struct h2_state {
     h2_req *zombies;
+    h2_req *dirty;
 } h2_state;
 
 static uint64_t now_ns(sl_conn *c)
@@ -31,7 +38,7 @@ static uint64_t now_ns(sl_conn *c)
 
 static size_t outstanding(const h2_req *q)
 {
-    if (q->r.body_kind == SL_BODY_ECHO)
+    if (q->r.body_kind == SL_BODY_ECHO && !q->r.proxy)
         return (size_t)(q->r.handed_end - q->r.released);
     return q->r.handed;
 }
@@ -60,10 +67,12 @@ static void access_log(sl_conn *c, h2_req *q)
     if (!f)
         return;
     uint64_t dur = sl_now_ms(c) - q->r.started_ms;
-    fprintf(f, "%s %s %s %s %d %llu %llums stream=%u proto=h2 tls=%s code=%s\n", c->peer,
+    const char *up = q->r.proxy ? q->r.proxy->srv_name : NULL;
+    fprintf(f, "%s %s %s %s %d %llu %llums stream=%u proto=h2 tls=%s code=%s%s%s\n", c->peer,
             q->r.method, q->r.authority ? q->r.authority : "-", q->r.path, q->r.status,
             (unsigned long long)q->r.sent, (unsigned long long)dur, q->id,
-            c->tls ? sl_tls_version(c->tls) : "-", sluice_h2_error_name(q->close_code));
+            c->tls ? sl_tls_version(c->tls) : "-", sluice_h2_error_name(q->close_code),
+            up ? " upstream=" : "", up ? up : "");
 }
 
 /* ---- callbacks ---------------------------------------------------------- */
@@ -76,9 +85,44 @@ static long source_read(sluice_session *s, uint32_t id, const uint8_t **data, si
     h2_req *q = ud;
     int eof = 0;
     long n = sl_body_read(&q->r, data, max, &eof);
-    if (eof)
+    if (eof) {
         *flags |= SLUICE_DATA_EOF;
+        if (q->r.ntrailers) { /* proxied trailers follow the body */
+            *flags |= SLUICE_DATA_NO_END_STREAM;
+            q->trailers_due = 1;
+            q->r.notify(&q->r);
+        }
+    }
     return n;
+}
+
+static h2_state *state_of(sl_conn *c);
+
+/* The proxy has news for this stream: act on it from the kick step. */
+static void notify(sl_req *r)
+{
+    h2_req *q = (h2_req *)r;
+    if (q->closed)
+        return;
+    if (!q->dirty) {
+        h2_state *st = state_of(q->c);
+        q->dirty = 1;
+        q->next_dirty = st->dirty;
+        st->dirty = q;
+    }
+    sl_conn_kick(q->c);
+}
+
+static void undirty(sl_conn *c, h2_req *q)
+{
+    if (!q->dirty)
+        return;
+    for (h2_req **pp = &state_of(c)->dirty; *pp; pp = &(*pp)->next_dirty)
+        if (*pp == q) {
+            *pp = q->next_dirty;
+            break;
+        }
+    q->dirty = 0;
 }
 
 static int fill_request(h2_req *q, const sluice_nv *nv, size_t n)
@@ -109,7 +153,12 @@ static int fill_request(h2_req *q, const sluice_nv *nv, size_t n)
 
 static int submit(sl_conn *c, h2_req *q)
 {
-    sluice_nv nv[SL_RESP_MAX_HDRS + 1];
+    sluice_nv local[SL_RESP_MAX_HDRS + 1], *nv = local;
+    const sluice_nv *hdrs = q->r.xhdrs ? q->r.xhdrs : q->r.hdrs;
+    size_t nh = q->r.xhdrs ? q->r.nxhdrs : q->r.nhdrs;
+    if (nh > SL_RESP_MAX_HDRS && !(nv = malloc((nh + 1) * sizeof(*nv))))
+        return sluice_session_submit_rst(c->h2, q->id, SLUICE_H2_INTERNAL_ERROR);
+    q->submitted = 1;
     char status[4];
     unsigned st = (unsigned)q->r.status % 1000u;
     status[0] = (char)('0' + st / 100);
@@ -117,11 +166,49 @@ static int submit(sl_conn *c, h2_req *q)
     status[2] = (char)('0' + st % 10);
     status[3] = 0;
     nv[0] = (sluice_nv){(const uint8_t *)":status", (const uint8_t *)status, 7, 3, 0};
-    memcpy(nv + 1, q->r.hdrs, q->r.nhdrs * sizeof(sluice_nv));
+    if (nh)
+        memcpy(nv + 1, hdrs, nh * sizeof(sluice_nv));
     sluice_data_source src = {source_read, q};
     int has_body = q->r.body_kind != SL_BODY_NONE;
-    return sluice_session_submit_response(c->h2, q->id, nv, q->r.nhdrs + 1,
-                                          has_body ? &src : NULL);
+    int rv = sluice_session_submit_response(c->h2, q->id, nv, nh + 1, has_body ? &src : NULL);
+    if (nv != local)
+        free(nv);
+    if (rv != 0) /* e.g. fields HTTP/2 cannot carry: the stream ends, not the connection */
+        return sluice_session_submit_rst(c->h2, q->id, SLUICE_H2_INTERNAL_ERROR);
+    return 0;
+}
+
+/* Proxied streams with news: the response head, request credit, the
+ * body resumed, trailers, or a reset when the upstream failed. */
+static void process_dirty(sl_conn *c)
+{
+    h2_state *st = state_of(c);
+    while (st->dirty) {
+        h2_req *q = st->dirty;
+        st->dirty = q->next_dirty;
+        q->dirty = 0;
+        sl_req *r = &q->r;
+        if (r->credit) {
+            sluice_session_consume(c->h2, q->id, (size_t)r->credit);
+            r->credit = 0;
+        }
+        if (r->abort) {
+            r->abort = 0;
+            sluice_session_submit_rst(c->h2, q->id, SLUICE_H2_INTERNAL_ERROR);
+            continue;
+        }
+        if (!q->submitted) {
+            if (r->status)
+                submit(c, q);
+            continue;
+        }
+        if (q->trailers_due) {
+            q->trailers_due = 0;
+            sluice_session_submit_trailers(c->h2, q->id, r->trailers, r->ntrailers);
+        } else if (r->waiting) {
+            sluice_session_resume_data(c->h2, q->id);
+        }
+    }
 }
 
 static int on_headers(sluice_session *s, uint32_t id, int kind, const sluice_nv *nv, size_t n,
@@ -130,6 +217,8 @@ static int on_headers(sluice_session *s, uint32_t id, int kind, const sluice_nv 
     sl_conn *c = ud;
     if (kind == SLUICE_HEADERS_TRAILERS) {
         h2_req *q = sluice_session_get_stream_user_data(s, id);
+        if (q && q->r.proxy)
+            sl_proxy_req_end(&q->r, nv, n);
         if (q)
             sl_body_feed_end(&q->r);
         return 0;
@@ -148,6 +237,15 @@ static int on_headers(sluice_session *s, uint32_t id, int kind, const sluice_nv 
     q->r.fcache = &c->w->fcache;
     q->r.handler = c->w->handler;
     q->r.handler_ud = c->w->handler_ud;
+    q->r.w = c->w;
+    q->r.gen = c->gen;
+    q->r.peer = c->peer;
+    q->r.tls = c->tls != NULL;
+    q->r.front_h2 = 1;
+    q->r.no_body = end_stream;
+    q->r.notify = notify;
+    q->r.front = c;
+    q->c = c;
     sluice_session_set_stream_user_data(s, id, q);
     c->open_reqs++;
     c->w->stats.requests++;
@@ -155,6 +253,8 @@ static int on_headers(sluice_session *s, uint32_t id, int kind, const sluice_nv 
     sl_respond(&q->r, c->gen->cfg, nv, n, c->tls ? sl_tls_covers_cb : NULL, c->tls);
     if (end_stream)
         sl_body_feed_end(&q->r);
+    if (!q->r.status)
+        return 0; /* an upstream answers later */
     return submit(c, q);
 }
 
@@ -167,6 +267,13 @@ static int on_data(sluice_session *s, uint32_t id, const uint8_t *d, size_t len,
     if (q->r.body_received + len > q->r.max_body) /* 413 is too late now */
         return sluice_session_submit_rst(s, id, SLUICE_H2_CANCEL);
     size_t took = sl_body_feed(&q->r, d, len);
+    if (q->r.body_kind == SL_BODY_PROXY) {
+        /* Credited as the upstream takes it; the buffer holds a whole
+         * window, so all of it fits. */
+        if (took < len)
+            return sluice_session_submit_rst(s, id, SLUICE_H2_FLOW_CONTROL_ERROR);
+        return 0;
+    }
     if (q->r.body_kind != SL_BODY_ECHO || took < len)
         sluice_session_consume(s, id, q->r.body_kind == SL_BODY_ECHO ? len - took : len);
     if (q->r.waiting)
@@ -193,7 +300,9 @@ static int on_stream_close(sluice_session *s, uint32_t id, uint32_t code, void *
     if (!q)
         return 0;
     c->open_reqs--;
+    undirty(c, q);
     q->close_code = code;
+    q->closed = 1;
     c->w->stats.stream_closes[code < 14 ? code : SLUICE_H2_INTERNAL_ERROR]++;
     access_log(c, q);
     if (outstanding(q) == 0) {
@@ -222,7 +331,7 @@ static void on_data_sent(sluice_session *s, uint32_t id, size_t len, void *ud)
         }
         return;
     }
-    if (q->r.body_kind == SL_BODY_ECHO)
+    if (q->r.body_kind == SL_BODY_ECHO && !q->r.proxy)
         sluice_session_consume(s, id, len);
     if (q->r.waiting)
         sluice_session_resume_data(s, id);
@@ -269,6 +378,7 @@ int sl_h2_input(sl_conn *c, const uint8_t *in, size_t len)
 
 int sl_h2_flush(sl_conn *c)
 {
+    process_dirty(c);
     size_t budget = c->gen->cfg->notsent_lowat ? 4 * (size_t)c->gen->cfg->notsent_lowat
                                                : (size_t)1 << 20;
     while (budget > 0) {

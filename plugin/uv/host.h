@@ -86,6 +86,14 @@ struct sl_worker {
     int (*handler)(struct sl_req *req, void *ud);
     void *handler_ud;
     void (*on_stopped)(sl_worker *w);
+    /* The reverse proxy: upstream runtimes (one per config generation in
+     * use), their connections, and work deferred to the kick step so that
+     * one side's callbacks never run inside the other's. */
+    struct sl_uprt *uprts;
+    uint32_t nuconns;
+    uv_idle_t kick;
+    sl_conn *kicked;
+    struct sl_uconn *ukicked;
 };
 
 enum sl_close_reason {
@@ -135,6 +143,8 @@ struct sl_conn {
     uint8_t detect[24];      /* first bytes, until h2c or HTTP/1.1 is known */
     size_t detect_len;
     uint32_t open_reqs;
+    int kicked;
+    sl_conn *kick_next;
 };
 
 /* conn.c */
@@ -147,6 +157,9 @@ void sl_conn_flush(sl_conn *c);
  * taken, 0 when the socket is full, or a negative errno. */
 long sl_conn_write(sl_conn *c, const sluice_iovec *iov, int n, size_t max);
 void sl_conn_graceful(sl_conn *c);              /* start a graceful close */
+void sl_conn_kick(sl_conn *c);                  /* flush it from the worker's kick step */
+void sl_worker_kick(sl_worker *w);
+void sl_worker_maybe_exit(sl_worker *w);
 uint64_t sl_now_ms(const sl_conn *c);
 
 /* h2conn.c */

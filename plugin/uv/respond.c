@@ -14,6 +14,7 @@
 
 #include "h1.h"
 #include "fcache.h"
+#include "proxy.h"
 #include "respond.h"
 #include "tls.h"
 
@@ -473,6 +474,7 @@ void sl_respond(sl_req *r, const sl_config *cfg, const sluice_nv *nv, size_t n,
     switch (rt->kind) {
     case SL_ROUTE_STATIC: respond_static(r, rt, nv, n); return;
     case SL_ROUTE_ECHO: respond_echo(r, nv, n); return;
+    case SL_ROUTE_PROXY: sl_proxy_start(r, cfg, rt, nv, n); return;
     default:
         r->status = rt->status;
         if (rt->content_type)
@@ -558,6 +560,15 @@ long sl_body_read(sl_req *r, const uint8_t **p, size_t max, int *eof)
     }
     case SL_BODY_FILE: n = read_file(r, p, max, eof); break;
     case SL_BODY_ECHO: n = read_echo(r, p, max, eof); break;
+    case SL_BODY_PROXY:
+        if (!r->proxy) {
+            *eof = 1;
+            return 0;
+        }
+        n = sl_proxy_read(r, p, max, eof);
+        if (n > 0)
+            r->handed += (size_t)n;
+        break;
     default: *eof = 1; return 0;
     }
     r->waiting = n == SLUICE_ERR_AGAIN;
@@ -573,6 +584,8 @@ void sl_body_released(sl_req *r, size_t n)
         return;
     }
     r->handed -= n < r->handed ? n : r->handed;
+    if (r->body_kind == SL_BODY_PROXY && r->proxy)
+        sl_proxy_released(r, n);
     if (r->body_kind != SL_BODY_FILE)
         return;
     if (r->handed == 0 && r->buf_off == r->buf_len)
@@ -582,6 +595,8 @@ void sl_body_released(sl_req *r, size_t n)
 size_t sl_body_feed(sl_req *r, const uint8_t *d, size_t n)
 {
     r->body_received += n;
+    if (r->body_kind == SL_BODY_PROXY && r->proxy)
+        return sl_proxy_req_body(r, d, n);
     if (r->body_kind != SL_BODY_ECHO)
         return n; /* discarded */
     if (!r->buf) {
@@ -606,6 +621,8 @@ size_t sl_body_feed(sl_req *r, const uint8_t *d, size_t n)
 
 void sl_body_feed_end(sl_req *r)
 {
+    if (!r->in_eof && r->body_kind == SL_BODY_PROXY && r->proxy)
+        sl_proxy_req_end(r, NULL, 0);
     r->in_eof = 1;
 }
 
@@ -623,6 +640,7 @@ int sl_respond_owned_body(sl_req *r, const void *body, size_t len)
 
 void sl_req_free(sl_req *r)
 {
+    sl_proxy_detach(r);
     free(r->owned);
     if (r->fentry)
         sl_fcache_put(r->fcache, r->fentry);

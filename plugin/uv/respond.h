@@ -9,7 +9,7 @@
 #include "config.h"
 #include "sluice.h"
 
-enum sl_body_kind { SL_BODY_NONE, SL_BODY_MEM, SL_BODY_FILE, SL_BODY_ECHO };
+enum sl_body_kind { SL_BODY_NONE, SL_BODY_MEM, SL_BODY_FILE, SL_BODY_ECHO, SL_BODY_PROXY };
 
 #define SL_RESP_MAX_HDRS 16
 #define SL_ECHO_BUF (64 * 1024)
@@ -17,6 +17,9 @@ enum sl_body_kind { SL_BODY_NONE, SL_BODY_MEM, SL_BODY_FILE, SL_BODY_ECHO };
 
 struct sl_fcache;
 struct sl_fentry;
+struct sl_proxy;
+struct sl_worker;
+struct sl_gen;
 
 typedef struct sl_req {
     /* request */
@@ -63,6 +66,24 @@ typedef struct sl_req {
     size_t echo_cap;         /* ring size: at least the peer's window */
     int in_eof;              /* echo: the request body has ended */
     int waiting;             /* the body source said AGAIN */
+    /* Set by the front end before sl_respond(), for the proxy. */
+    struct sl_worker *w;
+    struct sl_gen *gen;
+    const char *peer;        /* client "ip:port" */
+    int tls;                 /* the client came over TLS */
+    int front_h2;            /* the client speaks HTTP/2 */
+    int no_body;             /* the request has no body (END_STREAM on HEADERS) */
+    /* SL_BODY_PROXY: an upstream answers (proxy.c). status stays 0 until
+     * its head is in; notify() tells the front end there is news. */
+    struct sl_proxy *proxy;
+    const sluice_nv *xhdrs;  /* response fields, instead of hdrs */
+    size_t nxhdrs;
+    const sluice_nv *trailers; /* response trailers, set before the body's end */
+    size_t ntrailers;
+    uint64_t credit;         /* request body bytes taken upstream, to credit */
+    int abort;               /* the upstream failed mid-response: cut the stream */
+    void (*notify)(struct sl_req *r);
+    void *front;
 } sl_req;
 
 /* Route a request and fill the response. nv: the request's fields (valid

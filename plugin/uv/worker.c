@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "proxy.h"
 #include "worker.h"
 
 /* ---- logging (process-wide: this is the host, not the core) -------------- */
@@ -280,13 +281,47 @@ static void closed_one(uv_handle_t *h)
  * others), so a worker thread's loop runs out and returns. */
 static void maybe_exit(sl_worker *w)
 {
-    if (w->stopping && w->nconns == 0 && !w->closing) {
-        uv_handle_t *hs[3] = {(uv_handle_t *)&w->stop_timer, (uv_handle_t *)&w->check,
-                              (uv_handle_t *)&w->wake};
-        w->closing = 3;
-        for (int i = 0; i < 3; i++)
+    if (w->stopping && w->nconns == 0 && w->nuconns == 0 && !w->uprts && !w->closing) {
+        uv_handle_t *hs[4] = {(uv_handle_t *)&w->stop_timer, (uv_handle_t *)&w->check,
+                              (uv_handle_t *)&w->wake, (uv_handle_t *)&w->kick};
+        w->closing = 4;
+        for (int i = 0; i < 4; i++)
             uv_close(hs[i], closed_one);
     }
+}
+
+void sl_worker_maybe_exit(sl_worker *w)
+{
+    maybe_exit(w);
+}
+
+/* Deferred work: a proxy exchange's news for a client connection, or for
+ * an upstream one, is acted on here, outside both sides' callbacks. */
+static void on_kick(uv_idle_t *h)
+{
+    sl_worker *w = h->data;
+    for (int round = 0; round < 8 && (w->kicked || w->ukicked); round++) {
+        while (w->ukicked) {
+            sl_uconn *u = w->ukicked;
+            w->ukicked = u->kick_next;
+            u->kicked = 0;
+            sl_uconn_service(u);
+        }
+        while (w->kicked) {
+            sl_conn *c = w->kicked;
+            w->kicked = c->kick_next;
+            c->kicked = 0;
+            sl_conn_flush(c);
+        }
+    }
+    if (!w->kicked && !w->ukicked)
+        uv_idle_stop(h);
+}
+
+void sl_worker_kick(sl_worker *w)
+{
+    if (!uv_is_active((uv_handle_t *)&w->kick))
+        uv_idle_start(&w->kick, on_kick);
 }
 
 static void on_stop_timer(uv_timer_t *t)
@@ -313,6 +348,7 @@ static void begin_stop(sl_worker *w, int mode)
         return;
     w->stopping = mode;
     close_listeners(w);
+    sl_uprt_retire(w, 1); /* pools close; busy upstream connections finish */
     if (mode == 2) {
         while (w->conns)
             sl_conn_abort(w->conns, SL_CLOSE_SHUTDOWN);
@@ -340,6 +376,7 @@ static void on_wake(uv_async_t *a)
     if (g) { /* new connections get it; open ones keep theirs */
         sl_gen_unref(w->gen);
         w->gen = g;
+        sl_uprt_retire(w, 0); /* pools of the old generation close */
         if (!w->stopping && plan)
             apply_plan(w, plan, nplan);
         sl_worker_resume_accept(w);
@@ -381,6 +418,8 @@ int sl_worker_init(sl_worker *w, uv_loop_t *loop)
     uv_timer_init(w->loop, &w->check);
     w->check.data = w;
     uv_timer_start(&w->check, on_check, 100, 100);
+    uv_idle_init(w->loop, &w->kick);
+    w->kick.data = w;
     sl_listen_plan *plan = w->pending_plan;
     w->pending_plan = NULL;
     apply_plan(w, plan, w->pending_nplan);

@@ -364,7 +364,8 @@ TEST(unknown_keys)
     FAILS("listen { \"8080\", tsl = true }\n",
           "t.lua:1: listen: unknown key 'tsl' (known: host, port, tls, backlog, reuseport)");
     FAILS(LISTEN "route { echo = true, pth = \"/\" }\n",
-          "t.lua:2: route: unknown key 'pth' (known: authority, path, static, echo, ret, index)");
+          "t.lua:2: route: unknown key 'pth' (known: authority, path, static, echo, ret, proxy, "
+          "index, host, forwarded)");
     FAILS(LISTEN "route { ret = { stat = 200 } }\n",
           "t.lua:2: route: ret: unknown key 'stat' (known: status, body, content_type)");
     FAILS(LISTEN "http2 { ping = { burst = 1, per_sec = 1, extra = 2 } }\n",
@@ -461,9 +462,9 @@ TEST(route_checks)
     FAILS(LISTEN "route { path = \"echo\", echo = true }\n",
           "t.lua:2: route: path must start with '/', got 'echo'");
     FAILS(LISTEN "\n\n\n\n\nroute { path = \"/\" }\n",
-          "t.lua:7: route: exactly one of static, echo, ret is required");
+          "t.lua:7: route: exactly one of static, echo, ret, proxy is required");
     FAILS(LISTEN "route { echo = true, static = \"site\" }\n",
-          "t.lua:2: route: exactly one of static, echo, ret is required");
+          "t.lua:2: route: exactly one of static, echo, ret, proxy is required");
     FAILS(LISTEN "route { path = \"/a\", echo = true }\nroute { path = \"/a\", ret = {} }\n",
           "t.lua:3: route: duplicate route for /a (first declared at t.lua:2)");
     FAILS(LISTEN "route { authority = \"x.org\", echo = true }\n"
@@ -659,5 +660,380 @@ TEST(many_routes_checked_quickly)
     CHECK(fails_with(LISTEN "for i = 1, 40000 do route { path = \"/\" .. i, echo = true } end\n"
                      "route { path = \"/39999\", echo = true }\n",
                      INVAL, "t.lua:3: route: duplicate route for /39999 (first declared at t.lua:2)"));
+    tdir_leave(&t);
+}
+
+/* ---- upstream { ... } and proxy routes ---------------------------------------- */
+
+#define UPSTREAM "upstream { name = \"app\", servers = { \"127.0.0.1:9001\" } }\n"
+
+TEST(upstream_defaults)
+{
+    tdir t;
+    CHECK(tdir_enter(&t) == 0);
+    sl_config *c = load_ok(LISTEN UPSTREAM "route { proxy = \"app\" }\n");
+    CHECK(c);
+    CHECK_INT(c->nupstreams, 1);
+    const sl_cfg_upstream *u = c->upstreams;
+    CHECK_STR(u->name, "app");
+    CHECK_STR(u->where.file, "t.lua");
+    CHECK_INT(u->where.line, 2);
+    CHECK_INT(u->nservers, 1);
+    CHECK_STR(u->servers[0].host, "127.0.0.1");
+    CHECK_INT(u->servers[0].port, 9001);
+    CHECK_STR(u->servers[0].name, "127.0.0.1:9001");
+    CHECK_INT(u->protocol, SL_UP_HTTP1);
+    CHECK_INT(u->balance, SL_BALANCE_ROUND_ROBIN);
+    CHECK_INT(u->tls, 0);
+    CHECK(!u->tls_ca && !u->tls_sni && !u->tls_cert && !u->tls_key);
+    CHECK_INT(u->tls_verify, 1);
+    CHECK_INT(u->keepalive, 32);
+    CHECK_INT(u->max_conns, 1024);
+    CHECK_INT(u->h2_streams, 100);
+    CHECK_INT(u->connect_timeout, 5000);
+    CHECK_INT(u->read_timeout, 60000);
+    CHECK_INT(u->send_timeout, 60000);
+    CHECK_INT(u->idle_timeout, 60000);
+    CHECK_INT(u->tries, 3);
+    CHECK_INT(u->max_fails, 1);
+    CHECK_INT(u->fail_timeout, 10000);
+    CHECK_INT(u->buffer, 65536);
+    CHECK_INT(u->health.enabled, 0);
+    CHECK_STR(u->health.path, "/");
+    CHECK_INT(u->health.interval, 5000);
+    CHECK_INT(u->health.timeout, 2000);
+    CHECK_INT(u->health.fails, 2);
+    CHECK_INT(u->health.passes, 1);
+    const sl_cfg_route *r = c->routes;
+    CHECK_INT(r->kind, SL_ROUTE_PROXY);
+    CHECK_STR(r->proxy, "app");
+    CHECK_INT(r->upstream, 0);
+    CHECK_STR(r->path, "/");
+    CHECK(!r->proxy_host && !r->root && !r->index && !r->body);
+    sl_cfg_forwarded fwd = {1, 1, 1, 0};
+    CHECK(memcmp(&r->forwarded, &fwd, sizeof fwd) == 0);
+    sl_config_free(c);
+    /* health_check = {} switches the checks on with their defaults. */
+    c = load_ok(LISTEN "upstream { name = \"a\", servers = { \"h:1\" }, health_check = {} }\n");
+    CHECK(c);
+    CHECK_INT(c->upstreams[0].health.enabled, 1);
+    CHECK_STR(c->upstreams[0].health.path, "/");
+    CHECK_INT(c->upstreams[0].health.interval, 5000);
+    CHECK_INT(c->nroutes, 0);
+    sl_config_free(c);
+    tdir_leave(&t);
+}
+
+static const char upstream_config[] =
+    "listen { \"8080\" }\n"
+    "route { path = \"/api/\", proxy = \"api\", host = \"Backend.internal:8443\",\n"
+    "        forwarded = { via = false, x_forwarded_for = false, x_forwarded_proto = false,\n"
+    "                      forwarded = true } }\n"
+    "upstream { name = \"app\", servers = { \"127.0.0.1:9001\" } }\n"
+    "upstream {\n"
+    "  name = \"api\",\n"
+    "  servers = { \"127.0.0.1:9001\", \"[::1]:9002\", \"LocalHost:9003\", \"my_app.svc:80\",\n"
+    "              \"[2001:db8::1]:65535\" },\n"
+    "  protocol = \"h2\", balance = \"least_conn\",\n"
+    "  tls = { ca = \"tls/ca.pem\", sni = \"api.example.com\", verify = false,\n"
+    "          certificate = \"./tls/client.pem\", key = \"tls/client.key\" },\n"
+    "  keepalive = 0, max_conns = 1000000, h2_streams = 10000,\n"
+    "  connect_timeout = 0.5, read_timeout = 1, send_timeout = 2.25, idle_timeout = 86400,\n"
+    "  tries = 16, max_fails = 5, fail_timeout = 30, buffer = \"64k\",\n"
+    "  health_check = { path = \"/health?full=1\", interval = 1.5, timeout = 0.25,\n"
+    "                   fails = 3, passes = 4 },\n"
+    "}\n"
+    "route { path = \"/\", proxy = \"app\", forwarded = { via = false } }\n";
+
+static int check_api_upstream(const sl_cfg_upstream *u, const tdir *t)
+{
+    static const char *const names[] = {"127.0.0.1:9001", "[::1]:9002", "LocalHost:9003",
+                                         "my_app.svc:80", "[2001:db8::1]:65535"};
+    static const char *const hosts[] = {"127.0.0.1", "::1", "LocalHost", "my_app.svc",
+                                        "2001:db8::1"};
+    static const uint16_t ports[] = {9001, 9002, 9003, 80, 65535};
+    if (strcmp(u->name, "api") || u->where.line != 6 || u->nservers != 5)
+        return 0;
+    for (size_t i = 0; i < 5; i++)
+        if (strcmp(u->servers[i].name, names[i]) || strcmp(u->servers[i].host, hosts[i]) ||
+            u->servers[i].port != ports[i])
+            return 0;
+    return u->protocol == SL_UP_H2 && u->balance == SL_BALANCE_LEAST_CONN && u->tls == 1 &&
+           same_path(u->tls_ca, t, "conf/tls/ca.pem") &&
+           !strcmp(u->tls_sni, "api.example.com") && u->tls_verify == 0 &&
+           same_path(u->tls_cert, t, "conf/tls/client.pem") &&
+           same_path(u->tls_key, t, "conf/tls/client.key");
+}
+
+TEST(upstream_every_key)
+{
+    tdir t;
+    char err[1024] = "";
+    CHECK(tdir_enter(&t) == 0);
+    CHECK(mkdir("conf", 0755) == 0 && mkdir("conf/tls", 0755) == 0);
+    CHECK(put("conf/tls/ca.pem", "c") == 0 && put("conf/tls/client.pem", "c") == 0);
+    CHECK(put("conf/tls/client.key", "k") == 0 && put("conf/sluice.lua", upstream_config) == 0);
+    sl_config *c = NULL;
+    CHECK_INT(sl_config_load("conf/sluice.lua", &c, err, sizeof err), 0);
+    CHECK_INT(c->nupstreams, 2);
+    const sl_cfg_upstream *u = &c->upstreams[1];
+    CHECK(check_api_upstream(u, &t));
+    CHECK_INT(u->keepalive, 0);
+    CHECK_INT(u->max_conns, 1000000);
+    CHECK_INT(u->h2_streams, 10000);
+    CHECK_INT(u->connect_timeout, 500);
+    CHECK_INT(u->read_timeout, 1000);
+    CHECK_INT(u->send_timeout, 2250);
+    CHECK_INT(u->idle_timeout, 86400000);
+    CHECK_INT(u->tries, 16);
+    CHECK_INT(u->max_fails, 5);
+    CHECK_INT(u->fail_timeout, 30000);
+    CHECK_INT(u->buffer, 65536);
+    CHECK_INT(u->health.enabled, 1);
+    CHECK_STR(u->health.path, "/health?full=1");
+    CHECK_INT(u->health.interval, 1500);
+    CHECK_INT(u->health.timeout, 250);
+    CHECK_INT(u->health.fails, 3);
+    CHECK_INT(u->health.passes, 4);
+    /* Routes find their upstream by name, declared before or after them. */
+    const sl_cfg_route *r = c->routes;
+    CHECK_INT(c->nroutes, 2);
+    CHECK_INT(r[0].kind, SL_ROUTE_PROXY);
+    CHECK_INT(r[0].upstream, 1);
+    CHECK_STR(r[0].proxy_host, "Backend.internal:8443");
+    sl_cfg_forwarded fwd0 = {0, 0, 0, 1}, fwd1 = {0, 1, 1, 0};
+    CHECK(memcmp(&r[0].forwarded, &fwd0, sizeof fwd0) == 0);
+    CHECK_INT(r[0].where.line, 2);
+    CHECK_INT(r[1].upstream, 0);
+    CHECK(memcmp(&r[1].forwarded, &fwd1, sizeof fwd1) == 0); /* the others keep defaults */
+    sl_config_free(c);
+    tdir_leave(&t);
+}
+
+TEST(upstream_tls_forms)
+{
+    tdir t;
+    char want[PATH_MAX + 200];
+    CHECK(tdir_enter(&t) == 0);
+    CHECK(fixtures() == 0);
+    sl_config *c = load_ok(LISTEN "upstream { name = \"a\", servers = { \"h:1\" }, tls = true }\n"
+                           "upstream { name = \"b\", servers = { \"h:1\" }, tls = false }\n"
+                           "upstream { name = \"c\", servers = { \"h:1\" }, tls = {} }\n");
+    CHECK(c);
+    CHECK_INT(c->upstreams[0].tls, 1);
+    CHECK_INT(c->upstreams[0].tls_verify, 1);
+    CHECK(!c->upstreams[0].tls_ca && !c->upstreams[0].tls_sni); /* system store, server's name */
+    CHECK_INT(c->upstreams[1].tls, 0);
+    CHECK_INT(c->upstreams[2].tls, 1);
+    CHECK_INT(c->upstreams[2].tls_verify, 1);
+    sl_config_free(c);
+    snprintf(want, sizeof want, "t.lua:3: upstream: tls: cannot read ca %s/missing.pem: "
+             "No such file or directory", t.real);
+    FAILS(LISTEN UPSTREAM "upstream { name = \"b\", servers = { \"h:1\" }, "
+          "tls = { ca = \"missing.pem\" } }\n", want);
+    snprintf(want, sizeof want, "t.lua:2: upstream: tls: cannot read key %s/missing.key: "
+             "No such file or directory", t.real);
+    FAILS(LISTEN "upstream { name = \"b\", servers = { \"h:1\" }, "
+          "tls = { certificate = \"a.pem\", key = \"missing.key\" } }\n", want);
+    FAILS(LISTEN "upstream { name = \"b\", servers = { \"h:1\" }, tls = { certificate = \"a.pem\" } }\n",
+          "t.lua:2: upstream: tls: certificate and key must be given together");
+    FAILS(LISTEN "upstream { name = \"b\", servers = { \"h:1\" }, tls = { key = \"a.key\" } }\n",
+          "t.lua:2: upstream: tls: certificate and key must be given together");
+    FAILS(LISTEN "upstream { name = \"b\", servers = { \"h:1\" }, tls = \"yes\" }\n",
+          "t.lua:2: upstream: tls must be true, false or a table { ca = , sni = , verify = , "
+          "certificate = , key = }, got string");
+    FAILS(LISTEN "upstream { name = \"b\", servers = { \"h:1\" }, tls = { cafile = \"a.pem\" } }\n",
+          "t.lua:2: upstream: tls: unknown key 'cafile' (known: ca, sni, verify, certificate, key)");
+    FAILS(LISTEN "upstream { name = \"b\", servers = { \"h:1\" }, tls = { sni = \"a..b\" } }\n",
+          "t.lua:2: upstream: tls: sni must be a DNS name, got 'a..b'");
+    FAILS(LISTEN "upstream { name = \"b\", servers = { \"h:1\" }, tls = { verify = 1 } }\n",
+          "t.lua:2: upstream: tls: verify must be true or false, got number");
+    FAILS(LISTEN "upstream { name = \"b\", servers = { \"h:1\" }, tls = { ca = \"\" } }\n",
+          "t.lua:2: upstream: tls: ca must not be empty");
+    tdir_leave(&t);
+}
+
+TEST(upstream_servers)
+{
+    tdir t;
+    CHECK(tdir_enter(&t) == 0);
+#define SRV(list) LISTEN "upstream { name = \"a\", servers = " list " }\n"
+    FAILS(SRV("{ \"127.0.0.1\" }"), "t.lua:2: upstream: servers: bad server '127.0.0.1': "
+          "expected HOST:PORT or [IPV6]:PORT");
+    FAILS(SRV("{ \"::1:80\" }"), "t.lua:2: upstream: servers: bad server '::1:80': an IPv6 "
+          "address needs brackets, as in [::1]:8080");
+    FAILS(SRV("{ \"[::1]80\" }"), "t.lua:2: upstream: servers: bad server '[::1]80': "
+          "expected HOST:PORT or [IPV6]:PORT");
+    FAILS(SRV("{ \"[::1\" }"), "t.lua:2: upstream: servers: bad server '[::1': "
+          "expected HOST:PORT or [IPV6]:PORT");
+    FAILS(SRV("{ \"[example.com]:80\" }"), "t.lua:2: upstream: servers: bad server "
+          "'[example.com]:80': not an IPv6 address in the brackets");
+    FAILS(SRV("{ \"[]:80\" }"), "t.lua:2: upstream: servers: bad server '[]:80': "
+          "not an IPv6 address in the brackets");
+    FAILS(SRV("{ \":80\" }"), "t.lua:2: upstream: servers: bad host in ':80': expected a name "
+          "or an address");
+    FAILS(SRV("{ \"h:1\", \"a b:80\" }"), "t.lua:2: upstream: servers: bad host in 'a b:80': "
+          "expected a name or an address");
+    FAILS(SRV("{ \"a..b:80\" }"), "t.lua:2: upstream: servers: bad host in 'a..b:80': expected "
+          "a name or an address");
+    FAILS(SRV("{ \"h:0\" }"), "t.lua:2: upstream: servers: bad port in 'h:0': must be 1..65535");
+    FAILS(SRV("{ \"h:65536\" }"), "t.lua:2: upstream: servers: bad port in 'h:65536': must be "
+          "1..65535");
+    FAILS(SRV("{ \"h:\" }"), "t.lua:2: upstream: servers: bad port in 'h:': must be 1..65535");
+    FAILS(SRV("{ \"[::1]:http\" }"), "t.lua:2: upstream: servers: bad port in '[::1]:http': "
+          "must be 1..65535");
+    FAILS(SRV("{}"), "t.lua:2: upstream: servers must not be empty");
+    FAILS(SRV("\"h:1\""), "t.lua:2: upstream: servers must be a list of \"HOST:PORT\" strings, "
+          "got string");
+    FAILS(SRV("{ 9001 }"), "t.lua:2: upstream: servers must be strings such as "
+          "\"127.0.0.1:8080\", got number");
+    FAILS(SRV("{ s = \"h:1\" }"), "t.lua:2: upstream: servers must be a list, as in { \"a\", \"b\" }");
+    FAILS(SRV("{ [1] = \"h:1\", [3] = \"h:2\" }"),
+          "t.lua:2: upstream: servers must be a list without holes");
+    FAILS(SRV("{ \"h\\0x:1\" }"), "t.lua:2: upstream: servers must not contain a NUL byte");
+#undef SRV
+    tdir_leave(&t);
+}
+
+TEST(upstream_checks)
+{
+    tdir t;
+    CHECK(tdir_enter(&t) == 0);
+#define UP1(keys) LISTEN "upstream { name = \"a\", servers = { \"h:1\" }, " keys " }\n"
+    FAILS(LISTEN "upstream { servers = { \"h:1\" } }\n", "t.lua:2: upstream: name is required");
+    FAILS(LISTEN "\nupstream { name = \"a\" }\n", "t.lua:3: upstream: servers is required");
+    FAILS(LISTEN "upstream \"a\"\n", "t.lua:2: upstream expects a table, got string");
+    FAILS(LISTEN "upstream { name = \"a b\", servers = { \"h:1\" } }\n",
+          "t.lua:2: upstream: name may hold only letters, digits, '.', '-' and '_', got 'a b'");
+    FAILS(LISTEN "upstream { name = 5, servers = { \"h:1\" } }\n",
+          "t.lua:2: upstream: name must be a string, got number");
+    FAILS(UP1("sever = 1"), "t.lua:2: upstream: unknown key 'sever' (known: name, servers, "
+          "protocol, balance, tls, keepalive, max_conns, h2_streams, connect_timeout, "
+          "read_timeout, send_timeout, idle_timeout, tries, max_fails, fail_timeout, buffer, "
+          "health_check)");
+    FAILS(UP1("\"h:2\""), "t.lua:2: upstream: unexpected value at index 1 (use key = value)");
+    FAILS(UP1("protocol = \"h3\""), "t.lua:2: upstream: protocol must be 'http1' or 'h2', got 'h3'");
+    FAILS(UP1("protocol = 2"), "t.lua:2: upstream: protocol must be a string, got number");
+    FAILS(UP1("balance = \"random\""),
+          "t.lua:2: upstream: balance must be 'round_robin' or 'least_conn', got 'random'");
+    FAILS(UP1("health_check = true"), "t.lua:2: upstream: health_check must be a table { path = , "
+          "interval = , timeout = , fails = , passes = }, got boolean");
+    FAILS(UP1("health_check = { uri = \"/\" }"), "t.lua:2: upstream: health_check: unknown key "
+          "'uri' (known: path, interval, timeout, fails, passes)");
+    FAILS(UP1("health_check = { path = \"health\" }"),
+          "t.lua:2: upstream: health_check: path must start with '/', got 'health'");
+    FAILS(UP1("health_check = { path = \"/a b\" }"),
+          "t.lua:2: upstream: health_check: path must be printable ASCII without spaces");
+    FAILS(UP1("health_check = { path = \"/a\\r\\nx: y\" }"),
+          "t.lua:2: upstream: health_check: path must be printable ASCII without spaces");
+    /* Duplicate names point at the first declaration. */
+    FAILS(LISTEN UPSTREAM "upstream { name = \"b\", servers = { \"h:1\" } }\n\n"
+          "upstream { name = \"app\", servers = { \"h:2\" } }\n",
+          "t.lua:5: upstream: duplicate name 'app' (first declared at t.lua:2)");
+    FAILS(LISTEN "\nupstream = {}\n", "t.lua:3: upstream is a directive: call it, do not assign to it");
+#undef UP1
+    tdir_leave(&t);
+}
+
+TEST(upstream_bad_numbers)
+{
+    tdir t;
+    CHECK(tdir_enter(&t) == 0);
+#define UP1(keys) LISTEN "upstream { name = \"a\", servers = { \"h:1\" }, " keys " }\n"
+    FAILS(UP1("keepalive = -1"), "t.lua:2: upstream: keepalive must be an integer in 0..100000, got -1");
+    FAILS(UP1("max_conns = 0"), "t.lua:2: upstream: max_conns must be an integer in 1..1000000, got 0");
+    FAILS(UP1("h2_streams = 10001"),
+          "t.lua:2: upstream: h2_streams must be an integer in 1..10000, got 10001");
+    FAILS(UP1("tries = 17"), "t.lua:2: upstream: tries must be an integer in 1..16, got 17");
+    FAILS(UP1("tries = 1.5"), "t.lua:2: upstream: tries must be an integer in 1..16, got 1.5");
+    FAILS(UP1("max_fails = 0"), "t.lua:2: upstream: max_fails must be an integer in 1..1000, got 0");
+    FAILS(UP1("buffer = \"1k\""), "t.lua:2: upstream: buffer must be a size in 4k..64m, got '1k'");
+    FAILS(UP1("buffer = \"128m\""), "t.lua:2: upstream: buffer must be a size in 4k..64m, got '128m'");
+    FAILS(UP1("buffer = 4095"), "t.lua:2: upstream: buffer must be a size in 4k..64m, got 4095");
+    FAILS(UP1("buffer = \"64kb\""), "t.lua:2: upstream: buffer must be a size such as 65536, "
+          "\"64k\", \"16m\" or \"1g\", got '64kb'");
+    FAILS(UP1("connect_timeout = 0"),
+          "t.lua:2: upstream: connect_timeout must be in 0.001..86400 seconds, got 0");
+    FAILS(UP1("read_timeout = \"5s\""),
+          "t.lua:2: upstream: read_timeout must be a number of seconds, got string");
+    FAILS(UP1("send_timeout = 86401"),
+          "t.lua:2: upstream: send_timeout must be in 0.001..86400 seconds, got 86401");
+    FAILS(UP1("idle_timeout = -1"),
+          "t.lua:2: upstream: idle_timeout must be in 0.001..86400 seconds, got -1");
+    FAILS(UP1("fail_timeout = 1/0"),
+          "t.lua:2: upstream: fail_timeout must be in 0.001..86400 seconds, got inf");
+    FAILS(UP1("health_check = { interval = 0 }"),
+          "t.lua:2: upstream: health_check: interval must be in 0.001..86400 seconds, got 0");
+    FAILS(UP1("health_check = { timeout = 1e9 }"),
+          "t.lua:2: upstream: health_check: timeout must be in 0.001..86400 seconds, got 1000000000");
+    FAILS(UP1("health_check = { fails = 0 }"),
+          "t.lua:2: upstream: health_check: fails must be an integer in 1..1000, got 0");
+    FAILS(UP1("health_check = { passes = 1001 }"),
+          "t.lua:2: upstream: health_check: passes must be an integer in 1..1000, got 1001");
+#undef UP1
+    sl_config *c = load_ok(LISTEN "upstream { name = \"a\", servers = { \"h:1\" }, buffer = \"64M\", "
+                           "read_timeout = 0.0015 }\n"
+                           "upstream { name = \"b\", servers = { \"h:1\" }, buffer = 4096 }\n");
+    CHECK(c);
+    CHECK_INT(c->upstreams[0].buffer, 64 << 20);
+    CHECK_INT(c->upstreams[0].read_timeout, 2); /* rounded to the nearest ms */
+    CHECK_INT(c->upstreams[1].buffer, 4096);
+    sl_config_free(c);
+    tdir_leave(&t);
+}
+
+TEST(proxy_route_checks)
+{
+    tdir t;
+    CHECK(tdir_enter(&t) == 0);
+    FAILS(LISTEN UPSTREAM "\nroute { path = \"/x\", proxy = \"ap\" }\n",
+          "t.lua:4: route: proxy: no upstream named 'ap'");
+    FAILS(LISTEN "route { proxy = \"app\" }\n", "t.lua:2: route: proxy: no upstream named 'app'");
+    FAILS(LISTEN UPSTREAM "route { echo = true, proxy = \"app\" }\n",
+          "t.lua:3: route: exactly one of static, echo, ret, proxy is required");
+    FAILS(LISTEN UPSTREAM "route { ret = {}, proxy = \"app\" }\n",
+          "t.lua:3: route: exactly one of static, echo, ret, proxy is required");
+    FAILS(LISTEN UPSTREAM "route { proxy = 1 }\n", "t.lua:3: route: proxy must be a string, got number");
+    FAILS(LISTEN UPSTREAM "route { proxy = \"\" }\n", "t.lua:3: route: proxy must not be empty");
+    FAILS(LISTEN "route { echo = true, host = \"b.org\" }\n",
+          "t.lua:2: route: host is only for proxy routes");
+    FAILS(LISTEN "route { echo = true, forwarded = {} }\n",
+          "t.lua:2: route: forwarded is only for proxy routes");
+    FAILS(LISTEN UPSTREAM "route { proxy = \"app\", index = \"i.html\" }\n",
+          "t.lua:3: route: index is only for static routes");
+    FAILS(LISTEN UPSTREAM "route { proxy = \"app\", host = \"a\\r\\nx: y\" }\n",
+          "t.lua:3: route: bad host 'a\r\nx: y'");
+    FAILS(LISTEN UPSTREAM "route { proxy = \"app\", forwarded = true }\n",
+          "t.lua:3: route: forwarded must be a table { via = , x_forwarded_for = , "
+          "x_forwarded_proto = , forwarded = }, got boolean");
+    FAILS(LISTEN UPSTREAM "route { proxy = \"app\", forwarded = { xff = true } }\n",
+          "t.lua:3: route: forwarded: unknown key 'xff' (known: via, x_forwarded_for, "
+          "x_forwarded_proto, forwarded)");
+    FAILS(LISTEN UPSTREAM "route { proxy = \"app\", forwarded = { via = 1 } }\n",
+          "t.lua:3: route: forwarded: via must be true or false, got number");
+    FAILS(LISTEN UPSTREAM "route { proxy = \"app\" }\nroute { proxy = \"app\", path = \"/\" }\n",
+          "t.lua:4: route: duplicate route for / (first declared at t.lua:3)");
+    tdir_leave(&t);
+}
+
+TEST(many_upstreams_resolved_quickly)
+{
+    tdir t;
+    CHECK(tdir_enter(&t) == 0);
+    /* Names are sorted once, so each route's lookup is a binary search. */
+    sl_config *c = load_ok(LISTEN "for i = 1, 20000 do\n"
+                           "  upstream { name = \"u\" .. i, servers = { \"h:\" .. i } }\n"
+                           "  route { path = \"/\" .. i, proxy = \"u\" .. (20001 - i) }\n"
+                           "end\n");
+    CHECK(c);
+    CHECK_INT(c->nupstreams, 20000);
+    CHECK_INT(c->routes[0].upstream, 19999);
+    CHECK_STR(c->upstreams[c->routes[123].upstream].name, "u19877");
+    sl_config_free(c);
+    CHECK(fails_with(LISTEN "for i = 1, 20000 do\n"
+                     "  upstream { name = \"u\" .. i, servers = { \"h:1\" } }\n"
+                     "end\n"
+                     "upstream { name = \"u777\", servers = { \"h:1\" } }\n",
+                     INVAL, "t.lua:5: upstream: duplicate name 'u777' (first declared at t.lua:3)"));
     tdir_leave(&t);
 }
