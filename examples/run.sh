@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The run command: installs what sluice needs (Debian 12, as root), builds it,
 # makes a self-signed certificate and starts `sluice` on examples/sluice.lua:
-# TLS (h2 and HTTP/1.1) on 8443, h2c and HTTP/1.1 on 8080, metrics on 9180.
+# TLS (h2 and HTTP/1.1) on 8443, h2c and HTTP/1.1 on 8080, metrics on 9180,
+# with a second sluice on 127.0.0.1:8081 (examples/upstream.lua) as the
+# upstream the /app route proxies to.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(cmake pkg-config gcc make libuv1-dev liblua5.4-dev libssl-dev openssl curl nghttp2-client)
@@ -23,6 +25,7 @@ if [ ! -f examples/certs/sluice.pem ]; then
     -keyout examples/certs/sluice.key -out examples/certs/sluice.pem 2>/dev/null
 fi
 build/sluice -t -c examples/sluice.lua
+build/sluice -t -q -c examples/upstream.lua
 cat <<MSG
 Starting sluice (Ctrl-C stops it gracefully). Try, in another terminal:
   curl -k --http2 https://localhost:8443/
@@ -31,5 +34,10 @@ Starting sluice (Ctrl-C stops it gracefully). Try, in another terminal:
   curl --http2-prior-knowledge --data-binary @README.md http://localhost:8080/echo
   nghttp -nv https://localhost:8443/
   curl http://127.0.0.1:9180/metrics
+  curl -i http://localhost:8080/app/                         (proxied to :8081)
+  curl --http2-prior-knowledge --data-binary @README.md http://localhost:8080/app/echo
 MSG
-exec build/sluice -c examples/sluice.lua
+build/sluice -q -c examples/upstream.lua &
+upstream=$!
+trap 'kill "$upstream" 2>/dev/null; wait "$upstream" 2>/dev/null' EXIT
+build/sluice -c examples/sluice.lua

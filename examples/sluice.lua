@@ -27,6 +27,15 @@ route { path = "/echo", echo = true }              -- the request, sent back
 route { path = "/health", ret = { status = 200, body = "ok\n" } }
 route { path = "/", static = "site" }              -- examples/site/index.html
 
+-- Reverse proxy: /app/ goes to the upstream the run command starts beside
+-- sluice (examples/upstream.lua on 127.0.0.1:8081), over keep-alive HTTP/1.1
+-- connections; the path is passed unchanged. A dead server is skipped for
+-- fail_timeout; health_check probes it in the background.
+upstream { name = "app", servers = { "127.0.0.1:8081" }, keepalive = 16,
+           connect_timeout = 2, read_timeout = 30,
+           health_check = { path = "/health", interval = 5 } }
+route { path = "/app", proxy = "app" }
+
 workers(1)
 access_log "-"                                     -- one line per request, on stderr
 admin { listen = "127.0.0.1:9180" }                -- Prometheus metrics at /metrics

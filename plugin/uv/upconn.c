@@ -347,8 +347,12 @@ static void on_poll(uv_poll_t *p, int status, int events)
 {
     sl_uconn *u = p->data;
     if (status < 0) {
+        /* libuv reports any POLLERR as EBADF: the socket knows the truth. */
+        int err = 0;
+        socklen_t len = sizeof(err);
+        getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len);
         close_with(u, u->state < SL_UC_READY ? SL_PXF_CONNECT : SL_PXF_RESET,
-                   uv_strerror(status));
+                   err ? strerror(err) : uv_strerror(status));
         return;
     }
     if (u->state == SL_UC_CONNECTING) {
