@@ -53,6 +53,14 @@ static size_t render(sl_admin *ad, char *out, size_t cap)
             sum.stream_closes[k] += s.stream_closes[k];
             sum.goaways[k] += s.goaways[k];
         }
+        sum.up_conns_open += s.up_conns_open;
+        sum.up_conns_total += s.up_conns_total;
+        sum.up_attempts += s.up_attempts;
+        sum.up_retries += s.up_retries;
+        sum.up_502 += s.up_502;
+        sum.up_504 += s.up_504;
+        for (int k = 0; k < 5; k++)
+            sum.up_fails[k] += s.up_fails[k];
     }
     size_t n = (size_t)snprintf(out, cap,
         "# TYPE sluice_connections_open gauge\nsluice_connections_open %llu\n"
@@ -84,6 +92,23 @@ static size_t render(sl_admin *ad, char *out, size_t cap)
         n += (size_t)snprintf(out + n, cap - n,
                               "sluice_h2_goaways_sent_total{code=\"%s\"} %llu\n",
                               sluice_h2_error_name(k), (unsigned long long)sum.goaways[k]);
+    if (n < cap)
+        n += (size_t)snprintf(out + n, cap - n,
+            "# TYPE sluice_upstream_connections_open gauge\nsluice_upstream_connections_open %llu\n"
+            "# TYPE sluice_upstream_connections_total counter\nsluice_upstream_connections_total %llu\n"
+            "# TYPE sluice_upstream_attempts_total counter\nsluice_upstream_attempts_total %llu\n"
+            "# TYPE sluice_upstream_retries_total counter\nsluice_upstream_retries_total %llu\n"
+            "# TYPE sluice_upstream_errors_total counter\n"
+            "sluice_upstream_errors_total{status=\"502\"} %llu\n"
+            "sluice_upstream_errors_total{status=\"504\"} %llu\n"
+            "# TYPE sluice_upstream_failures_total counter\n",
+            (unsigned long long)sum.up_conns_open, (unsigned long long)sum.up_conns_total,
+            (unsigned long long)sum.up_attempts, (unsigned long long)sum.up_retries,
+            (unsigned long long)sum.up_502, (unsigned long long)sum.up_504);
+    static const char *const fail_names[5] = {"connect", "timeout", "reset", "protocol", "tls"};
+    for (int k = 0; k < 5 && n < cap; k++)
+        n += (size_t)snprintf(out + n, cap - n, "sluice_upstream_failures_total{kind=\"%s\"} %llu\n",
+                              fail_names[k], (unsigned long long)sum.up_fails[k]);
     return n < cap ? n : cap;
 }
 

@@ -49,6 +49,11 @@ typedef struct sl_stats {
     uint64_t closes[8];      /* by reason, enum sl_close_reason */
     uint64_t stream_closes[14]; /* HTTP/2 streams by close code */
     uint64_t goaways[14];    /* GOAWAY codes we sent */
+    /* reverse proxy */
+    uint64_t up_conns_open, up_conns_total;
+    uint64_t up_attempts, up_retries;  /* exchanges started on a server; of them retries */
+    uint64_t up_fails[5];    /* by enum sl_px_fail */
+    uint64_t up_502, up_504; /* errors answered for an upstream */
 } sl_stats;
 
 struct sl_worker {

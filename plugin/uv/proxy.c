@@ -339,6 +339,11 @@ static void give_error(sl_proxy *px, int status)
     }
     if (!r)
         return;
+    sl_stats *st = &px->rt->w->stats;
+    if (status == 504)
+        st->up_504++;
+    else
+        st->up_502++;
     r->xhdrs = NULL;
     r->nxhdrs = 0;
     sl_respond_error(r, status);
@@ -394,6 +399,8 @@ static void attempt(sl_proxy *px)
         return;
     }
     px->srv = s;
+    px->rt->w->stats.up_attempts++;
+    px->rt->w->stats.up_retries += px->tries > 0;
     px->tried[px->tries++] = (uint32_t)(s - px->g->srv);
     free(px->srv_name);
     px->srv_name = strdup(s->cfg->name);
@@ -453,6 +460,7 @@ void sl_px_failed(sl_proxy *px, int kind, const char *why)
 {
     /* The caller has taken px off its connection already. */
     uint64_t now = now_ms(px);
+    px->rt->w->stats.up_fails[kind]++;
     if (kind == SL_PXF_CONNECT)
         plog(px, 1, "connect failed: %s", why);
     else

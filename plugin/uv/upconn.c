@@ -93,6 +93,7 @@ static void close_with(sl_uconn *u, int kind, const char *why)
     if (u->next)
         u->next->prev = u->prev;
     s->nconns--;
+    worker_of(u)->stats.up_conns_open--;
     uv_poll_stop(&u->poll);
     uv_timer_stop(&u->timer);
     /* Exchanges still on it fail (and may retry elsewhere). */
@@ -525,6 +526,8 @@ int sl_uconn_open(sl_upsrv *s, int proto, sl_uconn **out)
         sl_h1_parser_init(&u->parser, 1, &o, &mem);
     }
     sl_worker *w = g->rt->w;
+    w->stats.up_conns_open++;
+    w->stats.up_conns_total++;
     uv_poll_init(w->loop, &u->poll, fd);
     uv_timer_init(w->loop, &u->timer);
     u->poll.data = u->timer.data = u;
