@@ -679,10 +679,10 @@ void sl_proxy_req_end(sl_req *r, const sluice_nv *trailers, size_t n)
 long sl_proxy_read(sl_req *r, const uint8_t **p, size_t max, int *eof)
 {
     sl_proxy *px = r->proxy;
-    size_t n = sl_ring_take(&px->res, p, max);
+    size_t n = max ? sl_ring_take(&px->res, p, max) : 0;
     *eof = px->res_eof && sl_ring_ready(&px->res) == 0;
-    if (n == 0 && !*eof)
-        return SLUICE_ERR_AGAIN;
+    if (n == 0 && !*eof && (max || sl_ring_ready(&px->res) == 0))
+        return SLUICE_ERR_AGAIN; /* with the window shut, ready bytes are not "again" */
     return (long)n;
 }
 

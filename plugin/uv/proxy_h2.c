@@ -129,7 +129,13 @@ static int on_stream_end(sluice_session *s, uint32_t id, void *ud)
         sluice_session_consume(s, id, (size_t)px->res_unconsumed);
     px->res_unconsumed = 0;
     px->res_credit = 0;
+    int body_left = px->has_body && !(px->req_eof && sl_ring_ready(&px->req) == 0);
     sl_px_end(px);
+    /* RFC 9113 §8.1: a complete response ends the exchange; the rest of a
+     * request body nobody will read stops here (most servers send this
+     * RST_STREAM themselves). */
+    if (body_left)
+        sluice_session_submit_rst(s, id, SLUICE_H2_NO_ERROR);
     return 0;
 }
 

@@ -253,6 +253,8 @@ sl_upsrv *sl_up_pick(sl_upgroup *g, const sl_proxy *px, uint64_t now)
 void sl_up_failed(sl_upsrv *s, uint64_t now, const char *why)
 {
     const sl_cfg_upstream *u = s->g->cfg;
+    if (s->g->nsrv == 1)
+        return; /* as nginx: a lone server is never marked down by failures */
     if (s->fail_since + u->fail_timeout <= now) {
         s->fails = 0;
         s->fail_since = now;
