@@ -361,8 +361,9 @@ void sl_ph2_timeout(sl_uconn *u)
             continue;
         char why[64];
         snprintf(why, sizeof(why), "read timed out after %u ms", rt);
-        sluice_session_submit_rst(u->h2, px->sid, SLUICE_H2_CANCEL);
-        leave(u, px);
+        uint32_t sid = px->sid;
+        leave(u, px); /* first: the reset closes the stream at once */
+        sluice_session_submit_rst(u->h2, sid, SLUICE_H2_CANCEL);
         px->res_bytes |= px->sid_closed; /* borrowed bytes here: no retry */
         if (!px->sid_closed)
             px->uc = NULL;
@@ -374,8 +375,9 @@ void sl_ph2_cancel(sl_uconn *u, sl_proxy *px)
 {
     if (!u->h2 || px->sid_closed)
         return;
-    sluice_session_submit_rst(u->h2, px->sid, SLUICE_H2_CANCEL);
-    leave(u, px);
+    uint32_t sid = px->sid;
+    leave(u, px); /* first: the reset closes the stream (and its callbacks) at once */
+    sluice_session_submit_rst(u->h2, sid, SLUICE_H2_CANCEL);
     sl_uconn_kick(u);
 }
 
