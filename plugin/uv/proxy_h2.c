@@ -142,8 +142,8 @@ static int on_stream_end(sluice_session *s, uint32_t id, void *ud)
 static int on_stream_close(sluice_session *s, uint32_t id, uint32_t code, void *ud)
 {
     sl_uconn *u = ud;
-    if (u->nstreams)
-        u->nstreams--;
+    if (u->nstreams && --u->nstreams == 0)
+        u->idle_since = sl_uconn_now(u);
     sl_proxy *px = sluice_session_get_stream_user_data(s, id);
     if (!px)
         return 0;

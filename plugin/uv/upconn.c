@@ -214,6 +214,10 @@ static void became_ready(sl_uconn *u)
     }
     if (u->state == SL_UC_READY && u->proto == SL_UP_HTTP1 && !u->px && !u->waiting)
         sl_uconn_release(u);
+    if (u->state == SL_UC_READY && u->proto == SL_UP_H2) {
+        u->idle_since = sl_uconn_now(u);
+        sl_uconn_kick(u); /* our preface and SETTINGS go now */
+    }
 }
 
 static int tls_in(sl_uconn *u, const uint8_t *in, size_t len)
@@ -385,6 +389,8 @@ static uint64_t deadline(sl_uconn *u)
         uint64_t h = sl_ph2_deadline(u);
         if (h < d)
             d = h;
+        if (u->nstreams == 0 && !u->waiting && u->idle_since + c->idle_timeout < d)
+            d = u->idle_since + c->idle_timeout;
     }
     return d;
 }
@@ -428,6 +434,11 @@ static void on_timer(uv_timer_t *t)
         px->attached = 0;
         sl_px_failed(px, SL_PXF_TIMEOUT, why);
         sl_uconn_close(u, why);
+        return;
+    }
+    if (u->proto == SL_UP_H2 && u->h2 && u->nstreams == 0 && !u->waiting &&
+        now >= u->idle_since + c->idle_timeout) {
+        sl_uconn_close(u, "idle");
         return;
     }
     if (u->proto == SL_UP_H2 && u->h2) {
