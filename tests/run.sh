@@ -13,7 +13,7 @@ esac
 
 pkgs=(cmake pkg-config gcc clang libclang-rt-14-dev make libnghttp2-dev
       nghttp2-client curl python3-h2 libuv1-dev liblua5.4-dev libssl-dev
-      openssl iproute2 procps)
+      openssl iproute2 procps python3-grpcio python3-grpc-tools)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -465,7 +465,9 @@ void sl_px_failed(sl_proxy *px, int kind, const char *why)
         plog(px, 1, "connect failed: %s", why);
     else
         plog(px, 1, "%s", why);
-    if (px->srv && (kind == SL_PXF_CONNECT || kind == SL_PXF_TIMEOUT || kind == SL_PXF_TLS))
+    /* Health checks keep their own count (upstream.c). */
+    if (px->srv && !px->on_result &&
+        (kind == SL_PXF_CONNECT || kind == SL_PXF_TIMEOUT || kind == SL_PXF_TLS))
         sl_up_failed(px->srv, now, why);
     uncount(px);
     if (px->on_result) {

@@ -145,8 +145,10 @@ int sl_ph1_flush(sl_uconn *u)
     if (px) {
         for (;;) {
             int rv = push(u, px);
-            if (rv != 0)
-                return rv < 0 ? rv : 0;
+            if (rv < 0)
+                return rv;
+            if (rv == 1) /* socket full; held response bytes still go on */
+                break;
             if (u->body_done)
                 break;
             rv = next_piece(u, px);

@@ -378,7 +378,9 @@ static uint64_t deadline(sl_uconn *u)
     if (u->state < SL_UC_READY)
         return u->since + c->connect_timeout;
     uint64_t d = UINT64_MAX;
-    if (u->write_blocked)
+    /* An upstream that stops reading because we stopped reading its
+     * response (the client is slow) is not timing out. */
+    if (u->write_blocked && !(u->px && u->px->blocked))
         d = u->last_write + c->send_timeout;
     if (u->in_idle && u->idle_since + c->idle_timeout < d)
         d = u->idle_since + c->idle_timeout;
@@ -410,7 +412,8 @@ static void on_timer(uv_timer_t *t)
         close_with(u, SL_PXF_TIMEOUT, why);
         return;
     }
-    if (u->write_blocked && now >= u->last_write + c->send_timeout) {
+    if (u->write_blocked && !(u->px && u->px->blocked) &&
+        now >= u->last_write + c->send_timeout) {
         snprintf(why, sizeof(why), "send timed out after %u ms", c->send_timeout);
         if (u->px) {
             sl_proxy *px = u->px;

@@ -35,16 +35,18 @@ static void hc_result(sl_proxy *px, int status)
     s->hc_running = 0;
     int ok = status >= 200 && status < 400;
     const sl_cfg_health *h = &s->g->cfg->health;
+    const char *name = s->g->cfg->name;
     if (ok) {
         s->hc_fails = 0;
-        if (s->hc_down && ++s->hc_passes >= h->passes) {
-            s->hc_down = 0;
-            s->hc_passes = 0;
-            s->fails = 0;
-            s->down_until = 0;
-            sl_log(1, "upstream %s server %s: up (health check passed)", s->g->cfg->name,
-                   s->cfg->name);
-        }
+        if (s->hc_down && ++s->hc_passes < h->passes)
+            return;
+        uint64_t now = uv_now(s->g->rt->w->loop);
+        if (s->hc_down || s->down_until > now) /* also lifts a passive "down" */
+            sl_log(1, "upstream %s server %s: up (health check passed)", name, s->cfg->name);
+        s->hc_down = 0;
+        s->hc_passes = 0;
+        s->fails = 0;
+        s->down_until = 0;
         return;
     }
     s->hc_passes = 0;
@@ -52,10 +54,10 @@ static void hc_result(sl_proxy *px, int status)
         s->hc_down = 1;
         s->hc_fails = 0;
         if (status)
-            sl_log(1, "upstream %s server %s: down (health check: status %d)", s->g->cfg->name,
+            sl_log(1, "upstream %s server %s: down (health check: status %d)", name,
                    s->cfg->name, status);
         else
-            sl_log(1, "upstream %s server %s: down (health check: no answer)", s->g->cfg->name,
+            sl_log(1, "upstream %s server %s: down (health check: no answer)", name,
                    s->cfg->name);
     }
 }

@@ -377,6 +377,8 @@ static void on_wake(uv_async_t *a)
         sl_gen_unref(w->gen);
         w->gen = g;
         sl_uprt_retire(w, 0); /* pools of the old generation close */
+        if (g->cfg->nupstreams && !w->stopping)
+            sl_uprt_get(w, g); /* health checks start now, not at the first request */
         if (!w->stopping && plan)
             apply_plan(w, plan, nplan);
         sl_worker_resume_accept(w);
@@ -420,6 +422,8 @@ int sl_worker_init(sl_worker *w, uv_loop_t *loop)
     uv_timer_start(&w->check, on_check, 100, 100);
     uv_idle_init(w->loop, &w->kick);
     w->kick.data = w;
+    if (w->gen && w->gen->cfg->nupstreams)
+        sl_uprt_get(w, w->gen);
     sl_listen_plan *plan = w->pending_plan;
     w->pending_plan = NULL;
     apply_plan(w, plan, w->pending_nplan);
