@@ -461,10 +461,11 @@ void sl_px_failed(sl_proxy *px, int kind, const char *why)
     /* The caller has taken px off its connection already. */
     uint64_t now = now_ms(px);
     px->rt->w->stats.up_fails[kind]++;
+    int level = px->on_result ? 3 : 1; /* a failing check says so once, in hc_result */
     if (kind == SL_PXF_CONNECT)
-        plog(px, 1, "connect failed: %s", why);
+        plog(px, level, "connect failed: %s", why);
     else
-        plog(px, 1, "%s", why);
+        plog(px, level, "%s", why);
     /* Health checks keep their own count (upstream.c). */
     if (px->srv && !px->on_result &&
         (kind == SL_PXF_CONNECT || kind == SL_PXF_TIMEOUT || kind == SL_PXF_TLS))

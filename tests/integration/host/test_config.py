@@ -23,7 +23,7 @@ BAD = [
     ("workers(0)", "workers must be an integer in 1..1024, got 0"),
     ('listen { "127.0.0.1:1", tsl = true }',
      "listen: unknown key 'tsl' (known: host, port, tls, backlog, reuseport)"),
-    ('route { path = "/x" }', "route: exactly one of static, echo, ret is required"),
+    ('route { path = "/x" }', "route: exactly one of static, echo, ret, proxy is required"),
     ("x = = 1", "unexpected symbol near '='"),
     ("timeouts { idle = -1 }", "timeouts: idle must be in 0.001..86400 seconds, got -1"),
     ("workers = 4", None),
