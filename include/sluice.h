@@ -281,6 +281,23 @@ typedef struct sluice_session_options {
      * ends the connection (ENHANCE_YOUR_CALM): slow headers hold HPACK
      * state and a stream slot. 10 s. */
     uint64_t header_block_timeout_ns;
+    /* --- added in 0.2 (struct_size tells which fields a caller knows) --- */
+    /* 1 (default): DATA goes out in RFC 9218 order (lowest urgency first;
+     * non-incremental streams one after another by id, incremental ones
+     * round robin). 0: round robin over every ready stream. */
+    int priorities;
+    /* Server: may push (PUSH_PROMISE) when the client allows it. 1. */
+    int enable_push;
+    /* Adaptive receive windows (RFC 9113 §6.9 targets chosen from the
+     * measured bandwidth-delay product): 0 (default) keeps the fixed
+     * initial_window_size and connection_window. */
+    int window_adaptive;
+    uint32_t window_min;             /* per stream, adaptive: 65535 */
+    uint32_t window_max;             /* per stream, adaptive: 16 MiB */
+    uint32_t connection_window_max;  /* adaptive: 64 MiB */
+    /* Priority changes (PRIORITY, PRIORITY_UPDATE, priority fields) per
+     * connection, on top of the frame rate above (CVE-2019-9513). */
+    sluice_rate reprioritize;
 } sluice_session_options;
 
 SLUICE_API void sluice_session_options_init_versioned(size_t struct_size,
@@ -429,6 +446,38 @@ SLUICE_API int sluice_session_set_stream_user_data(sluice_session *s, uint32_t s
 SLUICE_API void *sluice_session_get_stream_user_data(const sluice_session *s,
                                                      uint32_t stream_id);
 
+/* ---- priorities (RFC 9218) ---------------------------------------------- */
+
+#define SLUICE_URGENCY_DEFAULT 3
+/* Parse a priority field value ("u=1, i"): unknown parameters and values
+ * out of range are ignored (RFC 9218 §4), so the defaults (3, 0) or the
+ * values in *urgency / *incremental on entry stay. SLUICE_ERR_INVAL only
+ * when the text is not a structured-field dictionary. */
+SLUICE_API int sluice_priority_parse(const uint8_t *value, size_t len, int *urgency,
+                                     int *incremental);
+/* The host or a policy sets a stream's priority at any time (O(log n)).
+ * urgency 0..7 (0 most urgent), incremental 0/1. */
+SLUICE_API int sluice_session_set_priority(sluice_session *s, uint32_t stream_id,
+                                           int urgency, int incremental);
+SLUICE_API int sluice_session_get_priority(const sluice_session *s, uint32_t stream_id,
+                                           int *urgency, int *incremental);
+
+/* ---- server push (RFC 9113 §8.4) ------------------------------------------ */
+
+/* 1 when a push may be promised now: server, enable_push option, the
+ * client's SETTINGS_ENABLE_PUSH, no GOAWAY. */
+SLUICE_API int sluice_session_push_allowed(const sluice_session *s);
+/* Promise a response to the request in nv (:method GET or HEAD, :scheme,
+ * :authority, :path) on the client's open stream assoc_id. The promised
+ * stream is then answered with sluice_session_submit_response(). Fails
+ * with SLUICE_ERR_STATE when push is not allowed, SLUICE_ERR_LIMIT at the
+ * client's MAX_CONCURRENT_STREAMS, SLUICE_ERR_INVAL for a request that
+ * cannot be pushed, and SLUICE_ERR_AGAIN when the client already has that
+ * resource open or promised on this connection. */
+SLUICE_API int sluice_session_submit_push(sluice_session *s, uint32_t assoc_id,
+                                          const sluice_nv *nv, size_t n,
+                                          uint32_t *promised_id);
+
 /* Counters for logs and tests. */
 typedef struct sluice_session_stats {
     size_t struct_size;
@@ -441,6 +490,12 @@ typedef struct sluice_session_stats {
     size_t recv_buffered;         /* received, not yet consumed */
     uint32_t goaway_sent_code;    /* valid when goaway_sent */
     int goaway_sent, goaway_received;
+    /* --- added in 0.2 --- */
+    uint64_t rtt_ns;              /* smoothed, from PING/SETTINGS round trips; 0: unknown */
+    uint64_t recv_rate;           /* bytes/s consumed, last RTT-sized interval */
+    uint32_t recv_target_conn;    /* the connection's receive window target now */
+    uint32_t recv_target_stream;  /* new streams' receive window target now */
+    uint64_t pushes;              /* PUSH_PROMISEs sent */
 } sluice_session_stats;
 SLUICE_API int sluice_session_get_stats(const sluice_session *s, sluice_session_stats *st);
 

@@ -294,12 +294,10 @@ static int decode_headers(sl_frame_decoder *d, const frame_hdr *h,
         return rc;
     f->u.headers.has_priority = has_pri;
     if (has_pri) {
+        /* A stream depending on itself is a stream error (RFC 9113
+         * §5.3.1) that the session raises after the field block went
+         * through HPACK (§4.3): the frame is delivered as it is. */
         read_priority(b.fields, &f->u.headers.pri);
-        /* RFC 9113 §5.3.1 makes this a stream error, but a stream error
-         * here would drop a field block the HPACK decoder must still see
-         * (§4.3), so it ends the connection instead, as nghttp2 does. */
-        if (f->u.headers.pri.dep_stream_id == h->stream_id)
-            return conn_err(e, SLUICE_ERR_PROTOCOL, "HEADERS stream depends on itself");
     }
     f->u.headers.block = b.content;
     f->u.headers.len = b.len;

@@ -34,6 +34,13 @@ void sluice_session_options_init_versioned(size_t struct_size, sluice_session_op
     d.settings_timeout_ns = 10 * NS_PER_SEC;
     d.goaway_timeout_ns = 2 * NS_PER_SEC;
     d.header_block_timeout_ns = 10 * NS_PER_SEC;
+    d.priorities = 1;
+    d.enable_push = 1;
+    d.window_adaptive = 0;
+    d.window_min = SL_DEFAULT_WINDOW;
+    d.window_max = 16u << 20;
+    d.connection_window_max = 64u << 20;
+    d.reprioritize = (sluice_rate){500, 100};
     if (struct_size > sizeof(d))
         struct_size = sizeof(d);
     memcpy(opt, &d, struct_size);
@@ -129,6 +136,8 @@ static void init_guards(sluice_session *s, uint64_t now)
     sl_bucket_init(&s->b_settings, s->opt.settings, now);
     sl_bucket_init(&s->b_empty_data, s->opt.empty_data, now);
     sl_bucket_init(&s->b_priority, s->opt.priority, now);
+    sl_bucket_init(&s->b_reprioritize, s->opt.reprioritize, now);
+    sl_sched_init(&s->sched, !s->opt.priorities);
 }
 
 static int init_codecs(sluice_session *s, const sluice_allocator *alloc)
@@ -213,7 +222,7 @@ void sluice_session_free(sluice_session *s)
         return;
     /* Callbacks below may call back in; nothing may be queued any more. */
     s->fatal = s->fatal ? s->fatal : SLUICE_ERR_STATE;
-    s->ready_head = s->ready_tail = NULL;
+    sl_sched_init(&s->sched, !s->opt.priorities);
     sl_stream_map_each(&s->streams, drop_stream, s);
     sl_stream_map_free(&s->streams);
     sl_outq_free(&s->out); /* on_data_sent for borrowed bytes not written */

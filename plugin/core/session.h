@@ -45,6 +45,8 @@ typedef struct sl_hblock {
     int end_stream;
     int active;
     uint64_t started_at; /* for header_block_timeout_ns */
+    int has_pri;         /* HEADERS carried RFC 7540 priority fields */
+    sl_priority_spec pri;
 } sl_hblock;
 
 /* Decoded fields of the current block: names and values copied out of
@@ -83,7 +85,14 @@ struct sluice_session {
     uint32_t next_local_stream;
     uint32_t peer_streams;     /* peer-initiated, open or half-closed */
     uint32_t local_streams;
-    sl_stream *ready_head, *ready_tail; /* streams with body to send */
+    /* Priorities (sched.c): streams with body to send, in RFC 9218 order;
+     * PRIORITY_UPDATEs for streams not opened yet (RFC 9218 §7.1); once
+     * the client has used RFC 9218 signals its RFC 7540 ones are ignored. */
+    sl_sched sched;
+    struct { uint32_t id; uint8_t urgency, incremental; } prio_idle[8];
+    size_t prio_idle_pos;
+    int rfc9218_seen;
+    sl_bucket b_reprioritize;
     uint32_t reset_ring[SL_RESET_RING]; /* streams reset recently */
     size_t reset_pos;
     uint32_t closed_ring[SL_RESET_RING]; /* streams closed normally */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "priority.h"
 #include "session.h"
 
 #define CONN_ERR(s, code, why) sl_session_conn_error((s), sl_h2_to_err(code), (code), (why))
@@ -250,6 +251,52 @@ static int reject_431(sluice_session *s, uint32_t id, int end_stream)
     return rv;
 }
 
+/* ---- priority signals (RFC 9218, RFC 7540 §5.3) ---------------------------- */
+
+/* RFC 7540 signals count until the client shows it speaks RFC 9218 or
+ * says it sends none (SETTINGS_NO_RFC7540_PRIORITIES, RFC 9218 §2.1). */
+static int use_7540(const sluice_session *s)
+{
+    return !s->rfc9218_seen && s->remote.no_rfc7540_priorities != 1;
+}
+
+/* A new request's priority: its `priority` field, else RFC 7540 fields on
+ * HEADERS; then a PRIORITY_UPDATE that came before the request. */
+static void request_priority(sluice_session *s, sl_stream *st)
+{
+    int u = SLUICE_URGENCY_DEFAULT, inc = 0, have = 0;
+    for (size_t i = 0; i < s->fields.n; i++) {
+        const sluice_nv *f = &s->fields.nv[i];
+        if (f->name_len == 8 && memcmp(f->name, "priority", 8) == 0) {
+            have = 1;
+            sluice_priority_parse(f->value, f->value_len, &u, &inc); /* bad: defaults */
+        }
+    }
+    if (have)
+        s->rfc9218_seen = 1;
+    else if (s->hb.has_pri && use_7540(s))
+        u = sl_priority_from_weight(s->hb.pri.weight);
+    for (size_t i = 0; i < sizeof(s->prio_idle) / sizeof(s->prio_idle[0]); i++)
+        if (s->prio_idle[i].id == st->id) {
+            u = s->prio_idle[i].urgency;
+            inc = s->prio_idle[i].incremental;
+            s->prio_idle[i].id = 0;
+        }
+    st->sn.urgency = (uint8_t)u;
+    st->sn.incremental = (uint8_t)inc;
+}
+
+/* CVE-2019-9513 ("resource loop"): changes are cheap, and bounded. */
+static int reprioritize(sluice_session *s, sl_stream *st, int u, int inc)
+{
+    if (st->sn.urgency == u && st->sn.incremental == inc)
+        return 0;
+    if (!sl_bucket_take(&s->b_reprioritize, s->now))
+        return calm(s, "priority change flood");
+    sl_sched_set(&s->sched, &st->sn, u, inc);
+    return 0;
+}
+
 static int new_request(sluice_session *s, uint32_t id, int end_stream, int too_large)
 {
     if (!(id & 1) || id <= s->last_peer_stream)
@@ -263,6 +310,9 @@ static int new_request(sluice_session *s, uint32_t id, int end_stream, int too_l
                                        "too many concurrent streams");
     if (too_large)
         return reject_431(s, id, end_stream);
+    if (s->hb.has_pri && s->hb.pri.dep_stream_id == id) /* RFC 9113 §5.3.1 */
+        return sl_session_stream_error(s, id, SLUICE_H2_PROTOCOL_ERROR,
+                                       "HEADERS stream depends on itself");
     sl_http_request req;
     if (sl_http_check_request(s->fields.nv, s->fields.n, 0, &req) != 0)
         return sl_session_stream_error(s, id, SLUICE_H2_PROTOCOL_ERROR, req.reason);
@@ -270,6 +320,7 @@ static int new_request(sluice_session *s, uint32_t id, int end_stream, int too_l
     if (!st)
         return SLUICE_ERR_NOMEM;
     st->content_length = req.content_length;
+    request_priority(s, st);
     return deliver(s, st, SLUICE_HEADERS_REQUEST, end_stream);
 }
 
@@ -316,6 +367,9 @@ static int header_block_done(sluice_session *s)
     if (st->recv_closed)
         return sl_session_stream_error(s, id, SLUICE_H2_STREAM_CLOSED,
                                        "HEADERS after END_STREAM");
+    if (hb->has_pri && hb->pri.dep_stream_id == id) /* RFC 9113 §5.3.1 */
+        return sl_session_stream_error(s, id, SLUICE_H2_PROTOCOL_ERROR,
+                                       "HEADERS stream depends on itself");
     if (s->role == SLUICE_ROLE_CLIENT && !st->final_received)
         return response(s, st, hb->end_stream, too_large);
     return trailers(s, st, hb->end_stream, too_large);
@@ -330,6 +384,8 @@ static int on_headers(sluice_session *s, const sl_frame *f)
     hb->started_at = s->now;
     hb->stream_id = f->stream_id;
     hb->end_stream = (f->flags & SL_FLAG_END_STREAM) != 0;
+    hb->has_pri = f->u.headers.has_priority;
+    hb->pri = f->u.headers.pri;
     int rv = hb_append(s, f->u.headers.block, f->u.headers.len);
     if (rv == 0 && (f->flags & SL_FLAG_END_HEADERS))
         rv = header_block_done(s);
@@ -499,17 +555,40 @@ static int on_window_update(sluice_session *s, const sl_frame *f)
 
 static int on_priority(sluice_session *s, const sl_frame *f)
 {
-    (void)f;
     if (!sl_bucket_take(&s->b_priority, s->now))
         return calm(s, "PRIORITY flood");
-    return 0;
+    sl_stream *st = sl_session_stream(s, f->stream_id);
+    if (!st || !use_7540(s) || s->role != SLUICE_ROLE_SERVER)
+        return 0; /* idle or closed streams: nothing to keep (§5.3 is gone) */
+    return reprioritize(s, st, sl_priority_from_weight(f->u.priority.weight),
+                        st->sn.incremental);
 }
 
 static int on_priority_update(sluice_session *s, const sl_frame *f)
 {
     if (s->role == SLUICE_ROLE_CLIENT) /* RFC 9218 §7.1 */
         return CONN_ERR(s, SLUICE_H2_PROTOCOL_ERROR, "PRIORITY_UPDATE sent by a server");
-    return on_priority(s, f);
+    if (!sl_bucket_take(&s->b_priority, s->now))
+        return calm(s, "PRIORITY flood");
+    uint32_t id = f->u.priority_update.prioritized_stream_id;
+    if (id == 0) /* RFC 9218 §7.1 */
+        return CONN_ERR(s, SLUICE_H2_PROTOCOL_ERROR, "PRIORITY_UPDATE for stream 0");
+    s->rfc9218_seen = 1;
+    sl_stream *st = sl_session_stream(s, id);
+    int u = st ? st->sn.urgency : SLUICE_URGENCY_DEFAULT;
+    int inc = st ? st->sn.incremental : 0;
+    if (sluice_priority_parse(f->u.priority_update.field, f->u.priority_update.len, &u,
+                              &inc) != 0)
+        return 0; /* §7.1: a field that does not parse is ignored */
+    if (st)
+        return reprioritize(s, st, u, inc);
+    if ((id & 1) && id > s->last_peer_stream) { /* idle: kept for its request */
+        size_t k = s->prio_idle_pos++ % (sizeof(s->prio_idle) / sizeof(s->prio_idle[0]));
+        s->prio_idle[k].id = id;
+        s->prio_idle[k].urgency = (uint8_t)u;
+        s->prio_idle[k].incremental = (uint8_t)inc;
+    }
+    return 0;
 }
 
 int sl_session_recv_frame(sluice_session *s, const sl_frame *f)

@@ -2,10 +2,13 @@
  * blocks, DATA pulled from body sources, and the submit calls behind them.
  * All of it goes through one FIFO, so HPACK blocks reach the peer in the
  * order they were encoded. */
+#include <stddef.h>
 #include <string.h>
 
 #include "http.h"
 #include "session.h"
+
+static void response_priority(sluice_session *s, sl_stream *st, const sluice_nv *nv, size_t n);
 
 int sl_session_queue_control(sluice_session *s, const uint8_t *frame, size_t len)
 {
@@ -250,29 +253,21 @@ void sl_session_ready_add(sluice_session *s, sl_stream *st)
     if (st->in_ready)
         return;
     st->in_ready = 1;
-    st->ready_next = NULL;
-    st->ready_prev = s->ready_tail;
-    if (s->ready_tail)
-        s->ready_tail->ready_next = st;
-    else
-        s->ready_head = st;
-    s->ready_tail = st;
+    sl_sched_add(&s->sched, &st->sn);
 }
 
 void sl_session_ready_del(sluice_session *s, sl_stream *st)
 {
     if (!st->in_ready)
         return;
-    if (st->ready_prev)
-        st->ready_prev->ready_next = st->ready_next;
-    else
-        s->ready_head = st->ready_next;
-    if (st->ready_next)
-        st->ready_next->ready_prev = st->ready_prev;
-    else
-        s->ready_tail = st->ready_prev;
+    sl_sched_remove(&s->sched, &st->sn);
     st->in_ready = 0;
-    st->ready_prev = st->ready_next = NULL;
+}
+
+static sl_stream *ready_top(const sluice_session *s)
+{
+    sl_sched_node *n = sl_sched_top(&s->sched);
+    return n ? (sl_stream *)((char *)n - offsetof(sl_stream, sn)) : NULL;
 }
 
 /* Our side of the stream is done: close it if the peer's is too. */
@@ -360,20 +355,21 @@ static int pull_data(sluice_session *s, sl_stream *st, size_t budget)
  * streams (the RFC 9218 scheduler will take over this choice). */
 static int fill_data(sluice_session *s, size_t budget)
 {
-    while (s->ready_head && budget > SL_FRAME_HDR_LEN && !s->fatal) {
-        sl_stream *st = s->ready_head;
+    sl_stream *st;
+    while ((st = ready_top(s)) && budget > SL_FRAME_HDR_LEN && !s->fatal) {
         size_t before = sl_outq_pending(&s->out);
+        uint32_t id = st->id;
         int rv = pull_data(s, st, budget - SL_FRAME_HDR_LEN);
         if (rv < 0)
             return rv;
-        if (rv == 0 && s->ready_head == st)
+        if (rv == 0 && ready_top(s) == st)
             break; /* the connection window is closed: all wait for it */
         size_t added = sl_outq_pending(&s->out) - before;
         budget = added < budget ? budget - added : 0;
-        if (rv == 1 && st->in_ready && st == s->ready_head) { /* round robin */
-            sl_session_ready_del(s, st);
-            sl_session_ready_add(s, st);
-        }
+        /* One frame at a time, then the most urgent ready stream again: an
+         * urgent stream that becomes ready waits at most one frame. */
+        if (rv == 1 && (st = sl_session_stream(s, id)) && st->in_ready)
+            sl_sched_sent(&s->sched, &st->sn);
     }
     return 0;
 }
@@ -409,7 +405,7 @@ int sluice_session_want_write(const sluice_session *s)
         return 0;
     if (sl_outq_pending(&s->out) > 0)
         return 1;
-    return !s->fatal && s->ready_head != NULL && s->send_window > 0;
+    return !s->fatal && ready_top(s) != NULL && s->send_window > 0;
 }
 
 /* ---- submit calls -------------------------------------------------------- */
@@ -425,6 +421,7 @@ sl_stream *sl_session_new_stream(sluice_session *s, uint32_t id, int peer)
     st->recv_window = s->local.initial_window_size;
     st->recv_target = s->local.initial_window_size;
     st->content_length = -1;
+    sl_sched_node_init(&st->sn, id);
     if (sl_stream_map_put(&s->streams, st) != 0) {
         sl_free(&s->mem, st);
         return NULL;
@@ -499,6 +496,7 @@ int sluice_session_submit_response(sluice_session *s, uint32_t stream_id,
     sl_http_response res;
     if (sl_http_check_response(nv, n, &res) != 0 || res.status < 200 || check_fields(nv, n) != 0)
         return SLUICE_ERR_INVAL;
+    response_priority(s, st, nv, n);
     int rv = sl_session_send_headers(s, st->id, nv, n, source == NULL);
     if (rv != 0)
         return rv;
@@ -645,4 +643,43 @@ int sluice_session_goaway(sluice_session *s, uint32_t error_code, const char *de
     s->stats.goaway_sent = 1;
     s->stats.goaway_sent_code = SLUICE_H2_NO_ERROR;
     return 0;
+}
+
+/* ---- priorities ----------------------------------------------------------- */
+
+int sluice_session_set_priority(sluice_session *s, uint32_t stream_id, int urgency,
+                                int incremental)
+{
+    if (!s || urgency < 0 || urgency > 7)
+        return SLUICE_ERR_INVAL;
+    sl_stream *st = sl_session_stream(s, stream_id);
+    if (!st)
+        return SLUICE_ERR_NOT_FOUND;
+    sl_sched_set(&s->sched, &st->sn, urgency, incremental != 0);
+    return 0;
+}
+
+int sluice_session_get_priority(const sluice_session *s, uint32_t stream_id, int *urgency,
+                                int *incremental)
+{
+    const sl_stream *st = s ? sl_session_stream(s, stream_id) : NULL;
+    if (!st)
+        return SLUICE_ERR_NOT_FOUND;
+    if (urgency)
+        *urgency = st->sn.urgency;
+    if (incremental)
+        *incremental = st->sn.incremental;
+    return 0;
+}
+
+/* RFC 9218 §8: a server's `priority` response field (from the origin
+ * behind a proxy, say) changes how this stream is scheduled. */
+static void response_priority(sluice_session *s, sl_stream *st, const sluice_nv *nv, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (nv[i].name_len == 8 && memcmp(nv[i].name, "priority", 8) == 0) {
+            int u = st->sn.urgency, inc = st->sn.incremental;
+            if (sluice_priority_parse(nv[i].value, nv[i].value_len, &u, &inc) == 0)
+                sl_sched_set(&s->sched, &st->sn, u, inc);
+        }
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "mem.h"
+#include "sched.h"
 #include "sluice.h"
 
 typedef struct sl_stream sl_stream;
@@ -40,7 +41,9 @@ struct sl_stream {
     size_t ntrailers;
 
     void *user_data;
-    sl_stream *ready_prev, *ready_next;
+    /* Priority (RFC 9218): its place in the session's scheduler while it
+     * has DATA to send; urgency and incremental are kept while it has not. */
+    sl_sched_node sn;
     sl_stream *hnext;
 };
 

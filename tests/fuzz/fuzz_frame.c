@@ -214,6 +214,9 @@ static size_t pad_of(const sl_frame *f)
  * back one byte shorter and without the flag. */
 static void check_reencode(const sl_frame *orig, uint32_t max_fs, uint32_t open_block)
 {
+    if (orig->type == SL_FRAME_HEADERS && orig->u.headers.has_priority &&
+        orig->u.headers.pri.dep_stream_id == orig->stream_id)
+        return; /* accepted for the session to reset (§5.3.1); never sent */
     sl_frame copy = *orig;
     sl_frame *f = &copy;
     if ((known_flags(f->type) & SL_FLAG_PADDED) && (f->flags & SL_FLAG_PADDED) &&
