@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "mem.h"
-#include "sched.h"
+#include "scheduler.h"
 #include "sluice.h"
 
 typedef struct sl_stream sl_stream;

@@ -5,7 +5,7 @@
 
 #include "priority.h"
 #include "raw_peer.h"
-#include "sched.h"
+#include "scheduler.h"
 #include "t.h"
 
 /* ---- the field ----------------------------------------------------------- */

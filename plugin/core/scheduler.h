@@ -1,8 +1,8 @@
-/* sched.h — which stream's DATA goes next (RFC 9218 §10): the lowest
+/* scheduler.h — which stream's DATA goes next (RFC 9218 §10): the lowest
  * urgency first; within it, non-incremental streams one at a time by id,
  * then incremental ones in turn. O(1) to pick, O(log n) to add or remove. */
-#ifndef SL_SCHED_H
-#define SL_SCHED_H
+#ifndef SL_SCHEDULER_H
+#define SL_SCHEDULER_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -46,4 +46,4 @@ void sl_sched_sent(sl_sched *q, sl_sched_node *n);
 /* Change a stream's priority, queued or not. */
 void sl_sched_set(sl_sched *q, sl_sched_node *n, int urgency, int incremental);
 
-#endif /* SL_SCHED_H */
+#endif /* SL_SCHEDULER_H */

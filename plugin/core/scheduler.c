@@ -1,7 +1,7 @@
-/* sched.c — the RFC 9218 scheduler: eight urgency levels, each a pairing
+/* scheduler.c — the RFC 9218 scheduler: eight urgency levels, each a pairing
  * heap of non-incremental streams (sequential by id) and a ring of
  * incremental ones (round robin), and a bitmap of non-empty levels. */
-#include "sched.h"
+#include "scheduler.h"
 
 #include <string.h>
 
