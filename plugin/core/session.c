@@ -59,7 +59,28 @@ static int load_options(sluice_session_options *o, const sluice_session_options 
         o->connection_window < SL_DEFAULT_WINDOW || o->connection_window > SL_MAX_WINDOW ||
         o->max_header_block_size == 0)
         return SLUICE_ERR_INVAL;
+    if (o->window_adaptive && (o->window_min == 0 || o->window_min > o->window_max ||
+                               o->window_max > SL_MAX_WINDOW ||
+                               o->connection_window_max < SL_DEFAULT_WINDOW ||
+                               o->connection_window_max > SL_MAX_WINDOW))
+        return SLUICE_ERR_INVAL;
     return 0;
+}
+
+/* Fixed windows are the tuner with no room to move: it still measures
+ * the RTT and the rate for the stats. */
+static void init_wtune(sluice_session *s, uint64_t now)
+{
+    const sluice_session_options *o = &s->opt;
+    if (!o->window_adaptive) {
+        sl_wtune_init(&s->wtune, o->initial_window_size, o->connection_window,
+                      o->initial_window_size, o->initial_window_size, o->connection_window,
+                      now);
+        return;
+    }
+    sl_wtune_init(&s->wtune, o->initial_window_size, o->connection_window, o->window_min,
+                  o->window_max, o->connection_window_max, now);
+    s->recv_target = s->wtune.conn_target; /* never below a stream's */
 }
 
 static void load_callbacks(sluice_session_callbacks *cb, const sluice_session_callbacks *user)
@@ -182,6 +203,7 @@ int sluice_session_new(sluice_session **out, int role, const sluice_session_call
     s->next_local_stream = role == SLUICE_ROLE_CLIENT ? 1 : 2;
     s->send_window = s->recv_window = SL_DEFAULT_WINDOW;
     s->recv_target = s->opt.connection_window;
+    init_wtune(s, now);
     s->stats.struct_size = sizeof(s->stats);
     init_guards(s, now);
     rv = init_codecs(s, alloc);
@@ -308,6 +330,8 @@ void sl_session_close_stream(sluice_session *s, sl_stream *st, uint32_t code)
         s->peer_streams--;
     else
         s->local_streams--;
+    if (st->reserved) /* a promise cancelled before its response */
+        s->push_reserved--;
     if (code != SLUICE_H2_NO_ERROR) {
         s->reset_ring[s->reset_pos] = st->id;
         s->reset_pos = (s->reset_pos + 1) % SL_RESET_RING;
@@ -390,6 +414,11 @@ int sluice_session_get_stats(const sluice_session *s, sluice_session_stats *st)
     cur.streams_open = s->streams.count;
     cur.buffered_out = sl_outq_pending(&s->out);
     cur.recv_buffered = s->recv_buffered;
+    cur.rtt_ns = s->wtune.srtt_ns;
+    cur.recv_rate = sl_wtune_rate(&s->wtune, s->now);
+    cur.recv_target_conn = s->recv_target;
+    cur.recv_target_stream = s->opt.window_adaptive ? s->wtune.stream_target
+                                                    : s->local.initial_window_size;
     size_t n = st->struct_size < sizeof(cur) ? st->struct_size : sizeof(cur);
     cur.struct_size = st->struct_size;
     memcpy(st, &cur, n);

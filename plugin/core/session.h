@@ -10,6 +10,7 @@
 #include "mem.h"
 #include "outq.h"
 #include "stream.h"
+#include "wtune.h"
 
 #define SL_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define SL_PREFACE_LEN 24
@@ -85,7 +86,7 @@ struct sluice_session {
     uint32_t next_local_stream;
     uint32_t peer_streams;     /* peer-initiated, open or half-closed */
     uint32_t local_streams;
-    /* Priorities (sched.c): streams with body to send, in RFC 9218 order;
+    /* Priorities (scheduler.c): streams with body to send, in RFC 9218 order;
      * PRIORITY_UPDATEs for streams not opened yet (RFC 9218 §7.1); once
      * the client has used RFC 9218 signals its RFC 7540 ones are ignored. */
     sl_sched sched;
@@ -116,6 +117,17 @@ struct sluice_session {
     uint8_t goaway_ping[8];
     int goaway_received;
     uint32_t goaway_received_last;
+
+    /* Server push (push.c): promised streams whose response has not
+     * started; they are counted in local_streams too. */
+    uint32_t push_reserved;
+
+    /* Adaptive receive windows (wtune.c; session_send.c applies them):
+     * RTT and consumption estimates, the targets they give, the probe
+     * PING. conn_target_set: the application chose the connection's
+     * target (set_window 0), which the tuner then leaves alone. */
+    sl_wtune wtune;
+    int conn_target_set;
 
     sluice_session_stats stats;
 };
@@ -149,11 +161,18 @@ int sl_session_send_settings(sluice_session *s, const sl_setting *v, size_t n);
 int sl_session_send_window_update(sluice_session *s, uint32_t id, uint32_t inc);
 int sl_session_send_headers(sluice_session *s, uint32_t id, const sluice_nv *nv,
                             size_t n, int end_stream);
+/* PUSH_PROMISE (+ CONTINUATION) on stream id promising stream promised. */
+int sl_session_send_push_promise(sluice_session *s, uint32_t id, uint32_t promised,
+                                 const sluice_nv *nv, size_t n);
 sl_stream *sl_session_new_stream(sluice_session *s, uint32_t id, int peer);
 int sl_session_queue_control(sluice_session *s, const uint8_t *frame, size_t len);
 void sl_session_ready_add(sluice_session *s, sl_stream *st);
 void sl_session_ready_del(sluice_session *s, sl_stream *st);
 /* Send WINDOW_UPDATEs that consumption or a new target has made due. */
 int sl_session_credit(sluice_session *s, sl_stream *st);
+/* Adaptive windows: the application consumed n bytes (raised targets are
+ * credited at once); DATA is arriving (an RTT probe PING may go out). */
+int sl_session_consumed(sluice_session *s, size_t n);
+int sl_session_rtt_probe(sluice_session *s);
 
 #endif /* SL_SESSION_H */

@@ -5,6 +5,7 @@
 
 #include "http.h"
 #include "priority.h"
+#include "push.h"
 #include "session.h"
 
 #define CONN_ERR(s, code, why) sl_session_conn_error((s), sl_h2_to_err(code), (code), (why))
@@ -91,6 +92,8 @@ static int on_data(sluice_session *s, const sl_frame *f)
                                          "DATA on closed stream");
         return rv;
     }
+    if (st->reserved) /* §5.1: reserved (local) */
+        return CONN_ERR(s, SLUICE_H2_PROTOCOL_ERROR, "DATA on a promised stream");
     if (st->recv_closed || (!st->peer_initiated && !st->final_received)) {
         release_conn(s);
         return sl_session_stream_error(s, st->id, st->recv_closed ? SLUICE_H2_STREAM_CLOSED
@@ -128,9 +131,14 @@ static int on_data(sluice_session *s, const sl_frame *f)
         if (s->opt.auto_consume) {
             st->recv_buffered -= n;
             s->recv_buffered -= n;
+            int rv = sl_session_consumed(s, n);
+            if (rv != 0)
+                return rv;
         }
     }
-    int rv = sl_session_credit(s, st); /* padding and auto-consumed bytes */
+    int rv = sl_session_rtt_probe(s);
+    if (rv == 0)
+        rv = sl_session_credit(s, st); /* padding and auto-consumed bytes */
     if (rv == 0 && end)
         rv = end_of_stream(s, st);
     return rv;
@@ -320,6 +328,7 @@ static int new_request(sluice_session *s, uint32_t id, int end_stream, int too_l
     if (!st)
         return SLUICE_ERR_NOMEM;
     st->content_length = req.content_length;
+    st->push_key = sl_push_key(&req); /* not to be pushed while open */
     request_priority(s, st);
     return deliver(s, st, SLUICE_HEADERS_REQUEST, end_stream);
 }
@@ -364,6 +373,8 @@ static int header_block_done(sluice_session *s)
         /* §5.1.1: an id below one already used that never was a stream */
         return CONN_ERR(s, SLUICE_H2_PROTOCOL_ERROR, "stream id not increasing");
     }
+    if (st->reserved) /* §5.1: reserved (local) */
+        return CONN_ERR(s, SLUICE_H2_PROTOCOL_ERROR, "HEADERS on a promised stream");
     if (st->recv_closed)
         return sl_session_stream_error(s, id, SLUICE_H2_STREAM_CLOSED,
                                        "HEADERS after END_STREAM");
@@ -465,6 +476,8 @@ static int on_settings(sluice_session *s, const sl_frame *f)
     if (f->flags & SL_FLAG_ACK) {
         if (s->npending == 0)
             return 0;
+        if (s->now >= s->pending[0].sent_at) /* a round trip, for the window tuner */
+            sl_wtune_rtt_sample(&s->wtune, s->now - s->pending[0].sent_at);
         sl_session_apply_local_settings(s, &s->pending[0]);
         memmove(&s->pending[0], &s->pending[1], (s->npending - 1) * sizeof(s->pending[0]));
         s->npending--;
@@ -490,6 +503,8 @@ static int on_settings(sluice_session *s, const sl_frame *f)
 static int on_ping(sluice_session *s, const sl_frame *f)
 {
     if (f->flags & SL_FLAG_ACK) {
+        if (sl_wtune_probe_ack(&s->wtune, f->u.ping.opaque, s->now))
+            return 0; /* our RTT probe, not the application's */
         if (s->goaway_phase == 1 && memcmp(f->u.ping.opaque, s->goaway_ping, 8) == 0)
             return sl_session_send_goaway(s, s->last_peer_stream, SLUICE_H2_NO_ERROR, NULL);
         if (s->cb.on_ping_ack)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "push.h"
 #include "session.h"
 
 static void response_priority(sluice_session *s, sl_stream *st, const sluice_nv *nv, size_t n);
@@ -140,18 +141,97 @@ static int grant(sluice_session *s, uint32_t id, int64_t *window, uint32_t due)
     return rv;
 }
 
+/* Our INITIAL_WINDOW_SIZE is changing: every stream's window moves by the
+ * difference when the peer acknowledges it (§6.9.2). */
+static int iws_pending(const sluice_session *s)
+{
+    for (size_t i = 0; i < s->npending; i++)
+        for (size_t j = 0; j < s->pending[i].n; j++)
+            if (s->pending[i].s[j].id == SL_SETTINGS_INITIAL_WINDOW_SIZE)
+                return 1;
+    return 0;
+}
+
+/* Adaptive windows: a target below the tuner's is raised (unless the
+ * application chose it). Returns 1 when it was, so it is credited at once.
+ * Not while a new INITIAL_WINDOW_SIZE is unacknowledged: credit given now
+ * and the difference added at the ACK would together pass the maximum. */
+static int adapt_stream(sluice_session *s, sl_stream *st)
+{
+    if (!s->opt.window_adaptive || st->target_set || st->recv_target >= s->wtune.stream_target ||
+        iws_pending(s))
+        return 0;
+    st->recv_target = s->wtune.stream_target;
+    return 1;
+}
+
+static int adapt_conn(sluice_session *s)
+{
+    if (!s->opt.window_adaptive || s->conn_target_set || s->recv_target >= s->wtune.conn_target)
+        return 0;
+    s->recv_target = s->wtune.conn_target;
+    return 1;
+}
+
+/* Adaptive: credit once a quarter of the target is due, not half, so a
+ * peer the window limits delivers over 3/4 of it per RTT: the signal the
+ * tuner doubles on (sl_wtune_consumed). */
+static int eager(const sluice_session *s, int64_t window, size_t buffered, uint32_t target)
+{
+    return s->opt.window_adaptive &&
+           (int64_t)target - window - (int64_t)buffered >= (int64_t)target / 4;
+}
+
 int sl_session_credit(sluice_session *s, sl_stream *st)
 {
     if (s->fatal)
         return 0;
     if (st && !st->recv_closed) {
+        int at_once = adapt_stream(s, st) ||
+                      eager(s, st->recv_window, st->recv_buffered, st->recv_target);
         int rv = grant(s, st->id, &st->recv_window,
-                       credit_due(st->recv_window, st->recv_buffered, st->recv_target, 0));
+                       credit_due(st->recv_window, st->recv_buffered, st->recv_target, at_once));
         if (rv != 0)
             return rv;
     }
+    int at_once = adapt_conn(s) || eager(s, s->recv_window, s->recv_buffered, s->recv_target);
     return grant(s, 0, &s->recv_window,
-                 credit_due(s->recv_window, s->recv_buffered, s->recv_target, 0));
+                 credit_due(s->recv_window, s->recv_buffered, s->recv_target, at_once));
+}
+
+struct raise_ctx { sluice_session *s; int rv; };
+
+static void raise_stream(sl_stream *st, void *ud)
+{
+    struct raise_ctx *rc = ud;
+    if (rc->rv == 0 && !st->closed && !st->recv_closed && adapt_stream(rc->s, st))
+        rc->rv = grant(rc->s, st->id, &st->recv_window,
+                       credit_due(st->recv_window, st->recv_buffered, st->recv_target, 1));
+}
+
+/* The targets rise (twice per RTT at most): every stream still receiving
+ * gets its new credit now, not when its next DATA arrives. */
+int sl_session_consumed(sluice_session *s, size_t n)
+{
+    if (!sl_wtune_consumed(&s->wtune, n, s->now) || !s->opt.window_adaptive || s->fatal)
+        return 0;
+    struct raise_ctx rc = {s, 0};
+    sl_stream_map_each(&s->streams, raise_stream, &rc);
+    if (rc.rv != 0 || s->fatal)
+        return rc.rv;
+    return sl_session_credit(s, NULL);
+}
+
+/* RTT probe while DATA arrives (the SETTINGS round trip alone would go
+ * stale): one in flight, one per SRTT at most (SL_WTUNE_PROBE_GAP_NS). */
+int sl_session_rtt_probe(sluice_session *s)
+{
+    if (!s->opt.window_adaptive || s->fatal || !sl_wtune_probe_due(&s->wtune, s->now))
+        return 0;
+    uint8_t opaque[8], f[SL_FRAME_HDR_LEN + 8];
+    sl_wtune_probe_sent(&s->wtune, s->now, opaque);
+    long n = sl_frame_encode_ping(f, sizeof(f), opaque, 0);
+    return n < 0 ? (int)n : sl_session_queue_control(s, f, (size_t)n);
 }
 
 int sluice_session_consume(sluice_session *s, uint32_t stream_id, size_t n)
@@ -165,7 +245,8 @@ int sluice_session_consume(sluice_session *s, uint32_t stream_id, size_t n)
         return SLUICE_ERR_INVAL;
     st->recv_buffered -= n;
     s->recv_buffered -= n;
-    return sl_session_credit(s, st);
+    int rv = sl_session_consumed(s, n);
+    return rv != 0 ? rv : sl_session_credit(s, st);
 }
 
 int sluice_session_set_window(sluice_session *s, uint32_t stream_id, uint32_t window)
@@ -176,6 +257,7 @@ int sluice_session_set_window(sluice_session *s, uint32_t stream_id, uint32_t wi
         if (window < SL_DEFAULT_WINDOW) /* the connection window never shrinks below its start */
             window = SL_DEFAULT_WINDOW;
         s->recv_target = window;
+        s->conn_target_set = 1;
         if (s->fatal)
             return 0;
         return grant(s, 0, &s->recv_window,
@@ -199,9 +281,11 @@ static int reserve_scratch(sluice_session *s, size_t n)
     return sl_grow(&s->mem, &s->scratch, &s->scratch_cap, n, 1024);
 }
 
-/* Encode and queue HEADERS (+ CONTINUATION) for a stream right away. */
-int sl_session_send_headers(sluice_session *s, uint32_t id, const sluice_nv *nv,
-                            size_t n, int end_stream)
+/* Encode a header block and queue it right away: HEADERS, or PUSH_PROMISE
+ * when promised is set (§6.6: the promised id leads its payload), then
+ * CONTINUATION as the peer's frame size requires (§6.10). */
+static int send_block(sluice_session *s, uint32_t id, uint32_t promised,
+                      const sluice_nv *nv, size_t n, int end_stream)
 {
     /* Responses to a client that sends requests but never reads them
      * would pile up here: the same bound as for control frames. */
@@ -219,23 +303,40 @@ int sl_session_send_headers(sluice_session *s, uint32_t id, const sluice_nv *nv,
     if (rv != 0)
         return rv;
     size_t max = s->remote.max_frame_size, off = 0;
+    size_t pre = promised ? 4 : 0; /* PUSH_PROMISE's promised stream id */
     int first = 1;
     do {
-        size_t chunk = len - off < max ? len - off : max;
+        size_t chunk = len - off < max - pre ? len - off : max - pre;
         int last = off + chunk == len;
-        uint8_t *p = sl_outq_reserve(&s->out, SL_FRAME_HDR_LEN + chunk);
+        uint8_t *p = sl_outq_reserve(&s->out, SL_FRAME_HDR_LEN + pre + chunk);
         if (!p)
             return SLUICE_ERR_NOMEM;
-        uint8_t type = first ? SL_FRAME_HEADERS : SL_FRAME_CONTINUATION;
+        uint8_t type = !first ? SL_FRAME_CONTINUATION
+                       : promised ? SL_FRAME_PUSH_PROMISE : SL_FRAME_HEADERS;
         uint8_t flags = (uint8_t)((last ? SL_FLAG_END_HEADERS : 0) |
                                   (first && end_stream ? SL_FLAG_END_STREAM : 0));
-        sl_frame_pack_header(p, (uint32_t)chunk, type, flags, id);
-        memcpy(p + SL_FRAME_HDR_LEN, s->scratch + off, chunk);
+        sl_frame_pack_header(p, (uint32_t)(pre + chunk), type, flags, id);
+        for (size_t i = 0; i < pre; i++)
+            p[SL_FRAME_HDR_LEN + i] = (uint8_t)(promised >> (24 - 8 * i));
+        memcpy(p + SL_FRAME_HDR_LEN + pre, s->scratch + off, chunk);
         s->stats.frames_out++;
         off += chunk;
         first = 0;
+        pre = 0;
     } while (off < len);
     return 0;
+}
+
+int sl_session_send_headers(sluice_session *s, uint32_t id, const sluice_nv *nv,
+                            size_t n, int end_stream)
+{
+    return send_block(s, id, 0, nv, n, end_stream);
+}
+
+int sl_session_send_push_promise(sluice_session *s, uint32_t id, uint32_t promised,
+                                 const sluice_nv *nv, size_t n)
+{
+    return send_block(s, id, promised, nv, n, 0);
 }
 
 static int check_fields(const sluice_nv *nv, size_t n)
@@ -496,8 +597,12 @@ int sluice_session_submit_response(sluice_session *s, uint32_t stream_id,
     sl_http_response res;
     if (sl_http_check_response(nv, n, &res) != 0 || res.status < 200 || check_fields(nv, n) != 0)
         return SLUICE_ERR_INVAL;
+    /* A promised stream opens with its response (§5.1), room permitting. */
+    int rv = st->reserved ? sl_push_open(s, st) : 0;
+    if (rv != 0)
+        return rv;
     response_priority(s, st, nv, n);
-    int rv = sl_session_send_headers(s, st->id, nv, n, source == NULL);
+    rv = sl_session_send_headers(s, st->id, nv, n, source == NULL);
     if (rv != 0)
         return rv;
     st->headers_sent = 1;
@@ -520,6 +625,8 @@ int sluice_session_submit_info(sluice_session *s, uint32_t stream_id, const slui
     if (sl_http_check_response(nv, n, &res) != 0 || res.status >= 200 || res.status == 101 ||
         check_fields(nv, n) != 0)
         return SLUICE_ERR_INVAL;
+    if (st->reserved) /* a promise opens with its final response */
+        return SLUICE_ERR_STATE;
     return sl_session_send_headers(s, st->id, nv, n, 0);
 }
 

@@ -44,6 +44,12 @@ struct sl_stream {
     /* Priority (RFC 9218): its place in the session's scheduler while it
      * has DATA to send; urgency and incremental are kept while it has not. */
     sl_sched_node sn;
+    /* Server push (push.c): reserved is a promised stream whose response
+     * has not started (§5.1 reserved (local)); push_key is sl_push_key()
+     * of a client's request or of a promise (0: none), so that nothing the
+     * client already has open is pushed again. */
+    unsigned reserved : 1;
+    uint64_t push_key;
     sl_stream *hnext;
 };
 

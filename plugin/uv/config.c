@@ -1151,6 +1151,92 @@ static void rd_forwarded(loader *ld, lua_State *L, int v, void *obj, const field
     ld->label = "route";
 }
 
+/* urgency = 0..7, incremental = bool: the default priority of the route's
+ * streams when the client signals none (RFC 9218 §4). */
+static void rd_urgency(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    rd_int(ld, L, v, obj, f);
+    ((sl_cfg_route *)obj)->has_priority = 1;
+}
+
+static void rd_incremental(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    rd_bool(ld, L, v, obj, f);
+    ((sl_cfg_route *)obj)->has_priority = 1;
+}
+
+/* A link field value as RFC 8288 §3 writes it, "<uri-reference>" first,
+ * and nothing that could not go in a header field (RFC 9110 §5.5). */
+static int link_value_ok(const char *s, size_t len)
+{
+    const char *gt = memchr(s, '>', len);
+    if (s[0] != '<' || !gt || gt == s + 1 || s[len - 1] == ' ' || s[len - 1] == '\t')
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] > 0x20 && s[i] < 0x7f) || s[i] == ' ' || s[i] == '\t'))
+            return 0;
+    return 1;
+}
+
+/* A pushed request's :path: absolute, visible ASCII, no fragment. */
+static int push_path_ok(const char *s, size_t len)
+{
+    if (s[0] != '/')
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] <= 0x20 || s[i] >= 0x7f || s[i] == '#')
+            return 0;
+    return 1;
+}
+
+/* hints = { ... } and push = { ... }: a short list of checked strings. */
+static void rd_strings(loader *ld, lua_State *L, int v, const field *f, char ***list,
+                       size_t *count, int (*ok)(const char *s, size_t len), const char *want)
+{
+    char sub[128];
+    const char *what = subject(ld, f, sub, sizeof sub);
+    if (!lua_istable(L, v))
+        fail(ld, L, SLUICE_ERR_INVAL, "%s must be a list of strings, got %s", what,
+             luaL_typename(L, v));
+    size_t n = list_len(ld, L, v, what);
+    if (n > (size_t)f->max)
+        fail(ld, L, SLUICE_ERR_INVAL, "%s: at most %lld entries, got %zu", what, f->max, n);
+    if (n == 0)
+        return;
+    charge(ld, L, n * sizeof(char *));
+    char **out = calloc(n, sizeof *out);
+    if (!out)
+        fail(ld, L, SLUICE_ERR_NOMEM, "out of memory");
+    *list = out; /* the route owns it now: NULL entries free fine if the run unwinds */
+    *count = n;
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, v, (lua_Integer)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            fail(ld, L, SLUICE_ERR_INVAL, "%s: entries must be strings, got %s", what,
+                 luaL_typename(L, -1));
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        if (len == 0 || strlen(s) != len || !ok(s, len))
+            fail(ld, L, SLUICE_ERR_INVAL, "%s: bad entry '%s' (want %s)", what, s, want);
+        out[i] = dup_mem(ld, L, s, len);
+        lua_pop(L, 1);
+    }
+}
+
+static void rd_hints(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    sl_cfg_route *r = obj;
+    rd_strings(ld, L, v, f, &r->hints, &r->nhints, link_value_ok,
+               "a link value such as \"</style.css>; rel=preload; as=style\"");
+}
+
+static void rd_push(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    sl_cfg_route *r = obj;
+    rd_strings(ld, L, v, f, &r->push, &r->npush, push_path_ok,
+               "a path such as \"/style.css\"");
+}
+
 static const field route_fields[] = {
     {"authority", rd_authority, offsetof(sl_cfg_route, authority), 0, 0, 0, 0},
     {"path", rd_route_path, offsetof(sl_cfg_route, path), 0, 0, 0, 0},
@@ -1161,6 +1247,10 @@ static const field route_fields[] = {
     {"index", rd_index, offsetof(sl_cfg_route, index), 0, 0, 0, 0},
     {"host", rd_proxy_host, offsetof(sl_cfg_route, proxy_host), 0, 0, 0, 0},
     {"forwarded", rd_forwarded, 0, 0, 0, 0, 0},
+    {"urgency", rd_urgency, offsetof(sl_cfg_route, urgency), 0, 7, 0, 4},
+    {"incremental", rd_incremental, offsetof(sl_cfg_route, incremental), 0, 0, 0, 0},
+    {"hints", rd_hints, 0, 0, SL_CFG_MAX_HINTS, 0, 0},
+    {"push", rd_push, 0, 0, SL_CFG_MAX_PUSH, 0, 0},
     {NULL, NULL, 0, 0, 0, 0, 0}
 };
 
@@ -1171,6 +1261,7 @@ static int d_route(lua_State *L)
     sl_cfg_route *r = PUSH(ld, L, cfg->routes, cfg->nroutes);
     r->where = own_where(ld, L);
     r->forwarded = (sl_cfg_forwarded){.via = 1, .x_forwarded_for = 1, .x_forwarded_proto = 1};
+    r->urgency = SLUICE_URGENCY_DEFAULT;
     ld->kinds = 0;
     ld->got_forwarded = 0;
     read_table(ld, L, 1, route_fields, r, NULL);
@@ -1263,6 +1354,12 @@ static const field h2_fields[] = {
      1000000, 3600 * 1000000000LL, 1000000000, 8},
     H2RATE(rst_received), H2RATE(rst_provoked), H2RATE(ping), H2RATE(settings),
     H2RATE(empty_data), H2RATE(priority),
+    H2(priorities, rd_bool, 0, 0, 0, 0),
+    {"push", rd_bool, offsetof(sluice_session_options, enable_push), 0, 0, 0, 0},
+    H2(window_adaptive, rd_bool, 0, 0, 0, 0),
+    H2(window_min, rd_size, 1, 0x7fffffff, 0, 4),                /* per stream */
+    H2(window_max, rd_size, 1, 0x7fffffff, 0, 4),
+    H2(connection_window_max, rd_size, 65535, 0x7fffffff, 0, 4),
     {NULL, NULL, 0, 0, 0, 0, 0}
 };
 
@@ -1275,6 +1372,12 @@ static int d_http2(lua_State *L)
     read_table(ld, L, 1, h2_fields, h2, NULL);
     if (h2->max_header_block_size == 0)
         h2->max_header_block_size = 4 * h2->max_header_list_size;
+    if (h2->window_min > h2->window_max) { /* else every session would refuse to start */
+        char lo[32], hi[32];
+        size_text(h2->window_min, lo, sizeof lo);
+        size_text(h2->window_max, hi, sizeof hi);
+        fail(ld, L, SLUICE_ERR_INVAL, "http2: window_min (%s) is above window_max (%s)", lo, hi);
+    }
     return 0;
 }
 
@@ -1929,6 +2032,12 @@ static void free_routes(sl_cfg_route *r, size_t n)
         free(r[i].content_type);
         free(r[i].proxy);
         free(r[i].proxy_host);
+        for (size_t j = 0; j < r[i].nhints; j++)
+            free(r[i].hints[j]);
+        free(r[i].hints);
+        for (size_t j = 0; j < r[i].npush; j++)
+            free(r[i].push[j]);
+        free(r[i].push);
     }
     free(r);
 }

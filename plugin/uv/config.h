@@ -105,7 +105,19 @@ typedef struct sl_cfg_route {
     size_t upstream;     /* SL_ROUTE_PROXY: index into cfg->upstreams */
     char *proxy_host;    /* SL_ROUTE_PROXY: Host/:authority sent, NULL: the client's */
     sl_cfg_forwarded forwarded;
+    /* Priority, Early Hints and push (issue 7), for any kind of route. */
+    int has_priority;    /* urgency/incremental given: the default of its streams */
+    int urgency;         /* 0..7, RFC 9218 §4.1 (3 when only incremental is given) */
+    int incremental;
+    char **hints;        /* link field values for a 103 Early Hints (RFC 8297) */
+    size_t nhints;
+    char **push;         /* paths pushed with its responses (HTTP/2, GET only) */
+    size_t npush;
 } sl_cfg_route;
+
+/* Bounds on the lists above: each costs a frame per request. */
+#define SL_CFG_MAX_HINTS 16
+#define SL_CFG_MAX_PUSH 16
 
 /* All durations in milliseconds. */
 typedef struct sl_cfg_timeouts {

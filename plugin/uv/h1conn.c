@@ -1,7 +1,8 @@
 /* h1conn.c — HTTP/1.1 on a host connection (RFC 9112): requests parsed by
  * the core's h1 codec, one at a time (pipelined ones wait their turn),
- * answered by the built-in responders; static files go out with sendfile
- * on plain-text connections. */
+ * answered by the built-in responders (after a 103 Early Hints when the
+ * route or the upstream has hints); static files go out with sendfile on
+ * plain-text connections. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ typedef struct sl_h1conn {
     int keep_alive;
     int finishing;         /* last chunk queued */
     int closing;           /* no further request on this connection */
+    int http11;            /* the request was HTTP/1.1: 1xx may go before the response */
     uint8_t *ob;           /* head, chunk framing: bytes we own */
     size_t ob_len, ob_off, ob_cap;
     uint8_t ob_inline[2048];
@@ -80,6 +82,33 @@ static void h1_notify(sl_req *r)
     sl_conn_kick(r->front);
 }
 
+/* 103 Early Hints (RFC 8297) ahead of the final head, to HTTP/1.1 clients
+ * only: an HTTP/1.0 one would take it for the response (RFC 9110 §15.2).
+ * Hints are optional: fields that cannot be written drop the 103. */
+static void queue_103(sl_h1conn *h, const sluice_nv *nv, size_t n)
+{
+    size_t len = 0;
+    if (!h->http11)
+        return;
+    int rv = sl_h1_write_response_head(103, NULL, 0, nv, n, NULL, 0, &len);
+    if (rv == SLUICE_ERR_NOBUF && ob_reserve(h, len) == 0)
+        rv = sl_h1_write_response_head(103, NULL, 0, nv, n, h->ob + h->ob_len,
+                                       h->ob_cap - h->ob_len, &len);
+    if (rv == 0)
+        h->ob_len += len;
+}
+
+static void route_hints(sl_h1conn *h, const sl_cfg_route *rt)
+{
+    sluice_nv nv[SL_CFG_MAX_HINTS];
+    if (!rt || !rt->nhints)
+        return;
+    for (size_t i = 0; i < rt->nhints; i++)
+        nv[i] = (sluice_nv){(const uint8_t *)"link", (const uint8_t *)rt->hints[i], 4,
+                            strlen(rt->hints[i]), 0};
+    queue_103(h, nv, rt->nhints);
+}
+
 static int begin(sl_conn *c, sl_h1conn *h, const sl_h1_head *hd)
 {
     sl_req *r = calloc(1, sizeof(*r));
@@ -108,6 +137,7 @@ static int begin(sl_conn *c, sl_h1conn *h, const sl_h1_head *hd)
     h->req = r;
     h->head_since = 0;
     h->keep_alive = hd->keep_alive && !h->closing;
+    h->http11 = hd->version >= 11;
     c->open_reqs++;
     c->w->stats.requests++;
     if (!r->path)
@@ -122,6 +152,7 @@ static int begin(sl_conn *c, sl_h1conn *h, const sl_h1_head *hd)
             h->ob_len += sizeof(cont) - 1;
         }
     }
+    route_hints(h, r->route);
     return 0;
 }
 
@@ -452,8 +483,13 @@ int sl_h1_flush(sl_conn *c)
             }
             if (r->abort) /* the upstream failed mid-response: cut it short */
                 return SLUICE_ERR_INTERNAL;
+            if (r->info_due) { /* the upstream's 103, before its final head */
+                r->info_due = 0;
+                if (!h->head_sent)
+                    queue_103(h, r->info, r->ninfo);
+            }
             if (!h->head_sent && r->status == 0) { /* no response yet */
-                int rv = push(c, h); /* a 100 Continue */
+                int rv = push(c, h); /* a 100 Continue, a 103 */
                 return rv < 0 ? rv : rv ? 1 : 0;
             }
         }

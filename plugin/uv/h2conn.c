@@ -1,6 +1,8 @@
 /* h2conn.c — HTTP/2 on a host connection: drives the core session with
  * socket bytes and loop time, and maps its streams to built-in responses
- * whose bodies go out as borrowed data (never copied by the session). */
+ * whose bodies go out as borrowed data (never copied by the session); the
+ * route's priority, Early Hints and pushes go with them. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +26,7 @@ typedef struct h2_req {
     int trailers_due;        /* the body ended: the trailers go next */
     struct h2_req *next_dirty;
     sl_conn *c;
+    int pushed;              /* a promised stream: our request, not the client's */
 } h2_req;
 
 typedef struct h2_state {
@@ -178,6 +181,24 @@ static int submit(sl_conn *c, h2_req *q)
     return 0;
 }
 
+/* A 103 Early Hints (RFC 8297) with these fields, before the final
+ * response; hints are optional, so a failure only goes to the debug log. */
+static void submit_103(sl_conn *c, uint32_t id, const sluice_nv *fields, size_t n)
+{
+    sluice_nv local[SL_CFG_MAX_HINTS + 1], *nv = local;
+    if (n > SL_CFG_MAX_HINTS && !(nv = malloc((n + 1) * sizeof(*nv))))
+        return;
+    nv[0] = (sluice_nv){(const uint8_t *)":status", (const uint8_t *)"103", 7, 3, 0};
+    if (n)
+        memcpy(nv + 1, fields, n * sizeof(*nv));
+    int rv = sluice_session_submit_info(c->h2, id, nv, n + 1);
+    if (nv != local)
+        free(nv);
+    if (rv != 0)
+        sl_log(3, "conn %llu %s: stream %u: 103 not sent: %s", (unsigned long long)c->id,
+               c->peer, id, sluice_strerror(rv));
+}
+
 /* Proxied streams with news: the response head, request credit, the
  * body resumed, trailers, or a reset when the upstream failed. */
 static void process_dirty(sl_conn *c)
@@ -197,6 +218,11 @@ static void process_dirty(sl_conn *c)
             sluice_session_submit_rst(c->h2, q->id, SLUICE_H2_INTERNAL_ERROR);
             continue;
         }
+        if (r->info_due) { /* the upstream's 103, before its final head */
+            r->info_due = 0;
+            if (!q->submitted)
+                submit_103(c, q->id, r->info, r->ninfo);
+        }
         if (!q->submitted) {
             if (r->status)
                 submit(c, q);
@@ -210,6 +236,9 @@ static void process_dirty(sl_conn *c)
         }
     }
 }
+
+static h2_req *new_req(sl_conn *c, uint32_t id, const sluice_nv *nv, size_t n, int end_stream);
+static int answer(sl_conn *c, h2_req *q, const sluice_nv *nv, size_t n);
 
 static int on_headers(sluice_session *s, uint32_t id, int kind, const sluice_nv *nv, size_t n,
                       int end_stream, void *ud)
@@ -225,15 +254,29 @@ static int on_headers(sluice_session *s, uint32_t id, int kind, const sluice_nv 
     }
     if (kind != SLUICE_HEADERS_REQUEST)
         return 0;
+    h2_req *q = new_req(c, id, nv, n, end_stream);
+    if (!q)
+        return sluice_session_submit_rst(s, id, SLUICE_H2_INTERNAL_ERROR);
+    c->w->stats.requests++;
+    return answer(c, q, nv, n);
+}
+
+/* A request on stream id (the client's or a pushed one), on the stream. */
+static h2_req *new_req(sl_conn *c, uint32_t id, const sluice_nv *nv, size_t n, int end_stream)
+{
     h2_req *q = calloc(1, sizeof(*q));
     if (!q || fill_request(q, nv, n) != 0) {
         if (q)
             sl_req_free(&q->r);
-        return sluice_session_submit_rst(s, id, SLUICE_H2_INTERNAL_ERROR);
+        return NULL;
     }
     q->id = id;
     q->r.started_ms = sl_now_ms(c);
-    q->r.echo_cap = c->gen->cfg->h2.initial_window_size;
+    /* The client may send a whole stream window before any credit: with
+     * adaptive windows that can be window_max (memory bounded by it). */
+    const sluice_session_options *ho = &c->gen->cfg->h2;
+    q->r.echo_cap = ho->window_adaptive && ho->window_max > ho->initial_window_size
+                        ? ho->window_max : ho->initial_window_size;
     q->r.fcache = &c->w->fcache;
     q->r.handler = c->w->handler;
     q->r.handler_ud = c->w->handler_ud;
@@ -246,13 +289,82 @@ static int on_headers(sluice_session *s, uint32_t id, int kind, const sluice_nv 
     q->r.notify = notify;
     q->r.front = c;
     q->c = c;
-    sluice_session_set_stream_user_data(s, id, q);
+    sluice_session_set_stream_user_data(c->h2, id, q);
     c->open_reqs++;
-    c->w->stats.requests++;
     c->w->stats.streams_total++;
+    return q;
+}
+
+/* The route's default priority, unless the client signalled its own
+ * (RFC 9218 §4: the `priority` field). */
+static void route_priority(sl_conn *c, h2_req *q, const sluice_nv *nv, size_t n)
+{
+    const sl_cfg_route *rt = q->r.route;
+    size_t vl;
+    if (rt && rt->has_priority && !sl_find_header(nv, n, "priority", &vl))
+        sluice_session_set_priority(c->h2, q->id, rt->urgency, rt->incremental);
+}
+
+static void route_hints(sl_conn *c, h2_req *q)
+{
+    const sl_cfg_route *rt = q->r.route;
+    sluice_nv nv[SL_CFG_MAX_HINTS];
+    if (!rt || !rt->nhints)
+        return;
+    for (size_t i = 0; i < rt->nhints; i++)
+        nv[i] = (sluice_nv){(const uint8_t *)"link", (const uint8_t *)rt->hints[i], 4,
+                            strlen(rt->hints[i]), 0};
+    submit_103(c, q->id, nv, rt->nhints);
+}
+
+/* Server push (RFC 9113 §8.4) of the route's paths with a GET's response,
+ * promised while its stream is still open; each promised stream is
+ * answered as a request for that path would be. A push the session
+ * refuses (the client has it open, its stream limit, push turned off) is
+ * simply not made. */
+static void route_push(sl_conn *c, h2_req *q)
+{
+    const sl_cfg_route *rt = q->r.route;
+    if (!rt || !rt->npush || q->pushed || !q->r.authority || strcmp(q->r.method, "GET") != 0)
+        return;
+    const char *scheme = c->tls ? "https" : "http", *auth = q->r.authority;
+    for (size_t i = 0; i < rt->npush && sluice_session_push_allowed(c->h2); i++) {
+        const char *path = rt->push[i];
+        sluice_nv nv[4] = {
+            {(const uint8_t *)":method", (const uint8_t *)"GET", 7, 3, 0},
+            {(const uint8_t *)":scheme", (const uint8_t *)scheme, 7, strlen(scheme), 0},
+            {(const uint8_t *)":authority", (const uint8_t *)auth, 10, strlen(auth), 0},
+            {(const uint8_t *)":path", (const uint8_t *)path, 5, strlen(path), 0},
+        };
+        uint32_t pid = 0;
+        int rv = sluice_session_submit_push(c->h2, q->id, nv, 4, &pid);
+        if (rv != 0) {
+            sl_log(3, "conn %llu %s: stream %u: push %s skipped: %s", (unsigned long long)c->id,
+                   c->peer, q->id, path, sluice_strerror(rv));
+            continue;
+        }
+        h2_req *p = new_req(c, pid, nv, 4, 1);
+        if (!p) {
+            sluice_session_submit_rst(c->h2, pid, SLUICE_H2_INTERNAL_ERROR);
+            continue;
+        }
+        p->pushed = 1;
+        answer(c, p, nv, 4);
+    }
+}
+
+/* Route and answer a request: priority, then 103 and pushes, which must
+ * go before the final response (it may end the stream at once). */
+static int answer(sl_conn *c, h2_req *q, const sluice_nv *nv, size_t n)
+{
     sl_respond(&q->r, c->gen->cfg, nv, n, c->tls ? sl_tls_covers_cb : NULL, c->tls);
-    if (end_stream)
+    if (q->r.no_body)
         sl_body_feed_end(&q->r);
+    route_priority(c, q, nv, n);
+    if (!q->pushed) {
+        route_hints(c, q);
+        route_push(c, q);
+    }
     if (!q->r.status)
         return 0; /* an upstream answers later */
     return submit(c, q);

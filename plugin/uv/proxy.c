@@ -236,8 +236,10 @@ static int build_request(sl_proxy *px, sl_req *r, const sl_cfg_route *rt, const 
     return px->authority && px->path ? 0 : SLUICE_ERR_NOMEM;
 }
 
-/* Response fields for the client: hop-by-hop out, via in. */
-static int copy_response(sl_proxy *px, const sluice_nv *nv, size_t n, int via)
+/* Response fields for the client: hop-by-hop out, via in; the list
+ * replaces *out (buffer *buf). */
+static int filter_response(sl_proxy *px, const sluice_nv *nv, size_t n, int via,
+                           sluice_nv **out, size_t *nout, char **buf)
 {
     size_t bytes = 64;
     int te = 0;
@@ -261,12 +263,17 @@ static int copy_response(sl_proxy *px, const sluice_nv *nv, size_t n, int via)
         const char *v = px->g->cfg->protocol == SL_UP_H2 ? "2 sluice" : "1.1 sluice";
         fl_add(&l, "via", 3, v, strlen(v));
     }
-    free(px->hdrs);
-    free(px->hbuf);
-    px->hdrs = l.nv;
-    px->nhdrs = l.n;
-    px->hbuf = l.buf;
+    free(*out);
+    free(*buf);
+    *out = l.nv;
+    *nout = l.n;
+    *buf = l.buf;
     return 0;
+}
+
+static int copy_response(sl_proxy *px, const sluice_nv *nv, size_t n, int via)
+{
+    return filter_response(px, nv, n, via, &px->hdrs, &px->nhdrs, &px->hbuf);
 }
 
 static int copy_fields(const sluice_nv *nv, size_t n, sluice_nv **out, size_t *nout, char **buf)
@@ -524,6 +531,22 @@ void sl_px_head(sl_proxy *px, int status, const sluice_nv *nv, size_t n, int bod
     notify(px);
 }
 
+/* RFC 8297: 103 Early Hints pass through (the hints are the upstream's
+ * to give); other 1xx are this hop's business (RFC 9110 §15.2). */
+void sl_px_info(sl_proxy *px, int status, const sluice_nv *nv, size_t n)
+{
+    px->last_progress = now_ms(px);
+    sl_req *r = px->r;
+    if (status != 103 || !r || px->head_given || px->on_result)
+        return;
+    if (filter_response(px, nv, n, 0, &px->info, &px->ninfo, &px->ibuf) != 0)
+        return; /* out of memory: hints are optional */
+    r->info = px->info;
+    r->ninfo = px->ninfo;
+    r->info_due = 1;
+    notify(px);
+}
+
 size_t sl_px_body(sl_proxy *px, const uint8_t *d, size_t n)
 {
     px->res_bytes = 1;
@@ -592,6 +615,8 @@ void sl_px_free_if_done(sl_proxy *px)
     free(px->hbuf);
     free(px->trailers);
     free(px->tbuf);
+    free(px->info);
+    free(px->ibuf);
     free(px->path);
     free(px->authority);
     free(px->srv_name);
@@ -638,6 +663,8 @@ void sl_proxy_start(sl_req *r, const sl_config *cfg, const sl_cfg_route *rt,
     /* The client may send a whole stream window before we credit any. */
     if (r->front_h2 && cfg->h2.initial_window_size > px->req.cap)
         px->req.cap = cfg->h2.initial_window_size;
+    if (r->front_h2 && cfg->h2.window_adaptive && cfg->h2.window_max > px->req.cap)
+        px->req.cap = cfg->h2.window_max; /* adaptive windows may grow to it */
     if (build_request(px, r, rt, nv, n) != 0) {
         r->status = 502;
         give_error(px, 502);

@@ -190,6 +190,9 @@ struct sl_proxy {
     sluice_nv *trailers;
     size_t ntrailers;
     char *tbuf;
+    sluice_nv *info;         /* the last 103 Early Hints, for the client */
+    size_t ninfo;
+    char *ibuf;
     uint64_t last_progress;  /* ms: for read_timeout */
     int blocked;             /* the response buffer is full: the client is slow */
     uint64_t res_credit;     /* released by the client, not yet credited upstream (h2) */
@@ -220,6 +223,8 @@ int sl_proxy_check(sl_upsrv *s, void (*on_result)(sl_proxy *px, int status), voi
 /* Upstream connections -> proxy. */
 void sl_px_ready(sl_proxy *px);            /* the connection can carry it now */
 void sl_px_head(sl_proxy *px, int status, const sluice_nv *nv, size_t n, int body);
+/* A 1xx before the final head: a 103 goes on to the client, others not. */
+void sl_px_info(sl_proxy *px, int status, const sluice_nv *nv, size_t n);
 size_t sl_px_body(sl_proxy *px, const uint8_t *d, size_t n);
 void sl_px_trailers(sl_proxy *px, const sluice_nv *nv, size_t n);
 void sl_px_end(sl_proxy *px);

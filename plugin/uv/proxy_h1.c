@@ -257,8 +257,10 @@ int sl_ph1_input(sl_uconn *u, const uint8_t *in, size_t len)
                 fail(u, SL_PXF_PROTOCOL, "bad response: 101 Switching Protocols");
                 return -1;
             }
-            if (h->status < 200)
-                continue; /* 1xx: the final response follows */
+            if (h->status < 200) { /* 1xx: the final response follows */
+                sl_px_info(px, h->status, h->fields, h->nfields);
+                continue;
+            }
             reusable = h->keep_alive;
             u->no_pool |= !h->keep_alive;
             sl_px_head(px, h->status, h->fields, h->nfields, h->body != SL_H1_BODY_NONE);
@@ -267,6 +269,8 @@ int sl_ph1_input(sl_uconn *u, const uint8_t *in, size_t len)
         } else if (ev.type == SL_H1_EV_TRAILERS) {
             sl_px_trailers(px, ev.fields, ev.nfields);
         } else if (ev.type == SL_H1_EV_COMPLETE) {
+            if (!px->got_head)
+                continue; /* the end of a 1xx: the final response follows */
             memmove(u->in, u->in + off, u->in_len - off);
             u->in_len -= off;
             off = 0;

@@ -93,14 +93,17 @@ static int on_headers(sluice_session *s, uint32_t id, int kind, const sluice_nv 
         sl_px_trailers(px, nv, n);
         return 0;
     }
-    if (kind != SLUICE_HEADERS_RESPONSE)
-        return 0; /* 1xx */
+    if (kind != SLUICE_HEADERS_RESPONSE && kind != SLUICE_HEADERS_INFO)
+        return 0;
     int status = 0;
     for (size_t i = 0; i < n; i++)
         if (nv[i].name_len == 7 && memcmp(nv[i].name, ":status", 7) == 0 && nv[i].value_len == 3)
             status = (nv[i].value[0] - '0') * 100 + (nv[i].value[1] - '0') * 10 +
                      (nv[i].value[2] - '0');
-    sl_px_head(px, status, nv, n, !end_stream);
+    if (kind == SLUICE_HEADERS_INFO)
+        sl_px_info(px, status, nv, n); /* 1xx: the final response follows */
+    else
+        sl_px_head(px, status, nv, n, !end_stream);
     return 0;
 }
 

@@ -471,6 +471,7 @@ void sl_respond(sl_req *r, const sl_config *cfg, const sluice_nv *nv, size_t n,
         sl_respond_error(r, 404);
         return;
     }
+    r->route = rt;
     switch (rt->kind) {
     case SL_ROUTE_STATIC: respond_static(r, rt, nv, n); return;
     case SL_ROUTE_ECHO: respond_echo(r, nv, n); return;
@@ -487,38 +488,46 @@ void sl_respond(sl_req *r, const sl_config *cfg, const sluice_nv *nv, size_t n,
 
 /* ---- body production -------------------------------------------------- */
 
+/* The file is read into the free part of the ring while the protocol
+ * still holds earlier bytes, so the stream stays ready for the scheduler. */
 static long read_file(sl_req *r, const uint8_t **p, size_t max, int *eof)
 {
-    if (r->buf_off == r->buf_len) {
-        if (r->handed) /* wait until the protocol gave the buffer back */
-            return SLUICE_ERR_AGAIN;
+    if (r->written == r->handed_end) {
         if (r->file_left == 0) {
             *eof = 1;
             return 0;
         }
         if (!r->buf) { /* no bigger than the file: most are small */
-            size_t cap = r->file_left < SL_FILE_BUF ? (size_t)r->file_left : SL_FILE_BUF;
+            size_t cap = r->file_left < SL_FILE_RING ? (size_t)r->file_left : SL_FILE_RING;
             r->buf = malloc(cap);
             if (!r->buf)
                 return SLUICE_ERR_NOMEM;
             r->buf_cap = cap;
         }
-        size_t want = r->file_left < r->buf_cap ? (size_t)r->file_left : r->buf_cap;
-        ssize_t got = pread(r->fd, r->buf, want, (off_t)r->file_off);
+        size_t room = r->buf_cap - (size_t)(r->written - r->released);
+        if (room == 0) /* all of it borrowed: wait until the protocol gives some back */
+            return SLUICE_ERR_AGAIN;
+        size_t at = (size_t)(r->written % r->buf_cap), want = r->buf_cap - at;
+        if (want > room)
+            want = room;
+        if (want > r->file_left)
+            want = (size_t)r->file_left;
+        ssize_t got = pread(r->fd, r->buf + at, want, (off_t)r->file_off);
         if (got <= 0) /* the file shrank or failed under us */
             return SLUICE_ERR_INTERNAL;
-        r->buf_off = 0;
-        r->buf_len = (size_t)got;
+        r->written += (uint64_t)got;
         r->file_off += (uint64_t)got;
         r->file_left -= (uint64_t)got;
     }
-    size_t n = r->buf_len - r->buf_off;
+    size_t at = (size_t)(r->handed_end % r->buf_cap), n = r->buf_cap - at;
+    if (n > r->written - r->handed_end)
+        n = (size_t)(r->written - r->handed_end);
     if (n > max)
         n = max;
-    *p = r->buf + r->buf_off;
-    r->buf_off += n;
+    *p = r->buf + at;
+    r->handed_end += n;
     r->handed += n;
-    *eof = r->file_left == 0 && r->buf_off == r->buf_len;
+    *eof = r->file_left == 0 && r->handed_end == r->written;
     return (long)n;
 }
 
@@ -586,10 +595,8 @@ void sl_body_released(sl_req *r, size_t n)
     r->handed -= n < r->handed ? n : r->handed;
     if (r->body_kind == SL_BODY_PROXY && r->proxy)
         sl_proxy_released(r, n);
-    if (r->body_kind != SL_BODY_FILE)
-        return;
-    if (r->handed == 0 && r->buf_off == r->buf_len)
-        r->buf_off = r->buf_len = 0; /* the whole buffer is free again */
+    if (r->body_kind == SL_BODY_FILE)
+        r->released += n;
 }
 
 size_t sl_body_feed(sl_req *r, const uint8_t *d, size_t n)

@@ -13,7 +13,10 @@ enum sl_body_kind { SL_BODY_NONE, SL_BODY_MEM, SL_BODY_FILE, SL_BODY_ECHO, SL_BO
 
 #define SL_RESP_MAX_HDRS 16
 #define SL_ECHO_BUF (64 * 1024)
-#define SL_FILE_BUF (32 * 1024)
+/* A file body's ring: twice the host's default write budget (4 x
+ * notsent_lowat), so an urgent stream can fill a whole write by itself
+ * instead of leaving it to less urgent ones while its bytes are out. */
+#define SL_FILE_RING (128 * 1024)
 
 struct sl_fcache;
 struct sl_fentry;
@@ -52,16 +55,16 @@ typedef struct sl_req {
     /* SL_BODY_MEM */
     const uint8_t *mem;
     size_t mem_off;
-    /* SL_BODY_FILE and SL_BODY_ECHO: buf[off..len) is ready, of which
-     * buf[off..handed) is borrowed by the protocol until released. */
+    /* SL_BODY_FILE and SL_BODY_ECHO: buf is a ring, [released,
+     * handed_end) borrowed by the protocol until released, [handed_end,
+     * written) ready; positions grow, index = pos % cap. handed: bytes
+     * borrowed now (every kind but echo). */
     int fd;
     uint64_t file_off, file_left;
     uint8_t *buf;
-    size_t buf_cap, buf_len, buf_off, handed;
-    /* SL_BODY_ECHO is a ring: [released, handed_end) borrowed,
-     * [handed_end, written) ready; positions grow, index = pos % cap. The
-     * peer cannot send more than its window, so unreleased bytes never
-     * exceed the ring when the window is at most SL_ECHO_BUF. */
+    size_t buf_cap, handed;
+    /* For echo, the peer cannot send more than its window, so unreleased
+     * bytes never exceed the ring when the window is at most SL_ECHO_BUF. */
     uint64_t released, handed_end, written;
     size_t echo_cap;         /* ring size: at least the peer's window */
     int in_eof;              /* echo: the request body has ended */
@@ -82,8 +85,16 @@ typedef struct sl_req {
     size_t ntrailers;
     uint64_t credit;         /* request body bytes taken upstream, to credit */
     int abort;               /* the upstream failed mid-response: cut the stream */
+    /* An upstream's 103 Early Hints (RFC 8297) to pass on, hop-by-hop
+     * fields removed: info_due is set with notify() and cleared by the
+     * front end once it sent (or dropped) them. */
+    const sluice_nv *info;
+    size_t ninfo;
+    int info_due;
     void (*notify)(struct sl_req *r);
     void *front;
+    /* The route that answered (urgency, hints, push), NULL without one. */
+    const sl_cfg_route *route;
 } sl_req;
 
 /* Route a request and fill the response. nv: the request's fields (valid

@@ -365,7 +365,7 @@ TEST(unknown_keys)
           "t.lua:1: listen: unknown key 'tsl' (known: host, port, tls, backlog, reuseport)");
     FAILS(LISTEN "route { echo = true, pth = \"/\" }\n",
           "t.lua:2: route: unknown key 'pth' (known: authority, path, static, echo, ret, proxy, "
-          "index, host, forwarded)");
+          "index, host, forwarded, urgency, incremental, hints, push)");
     FAILS(LISTEN "route { ret = { stat = 200 } }\n",
           "t.lua:2: route: ret: unknown key 'stat' (known: status, body, content_type)");
     FAILS(LISTEN "http2 { ping = { burst = 1, per_sec = 1, extra = 2 } }\n",
@@ -1035,5 +1035,162 @@ TEST(many_upstreams_resolved_quickly)
                      "end\n"
                      "upstream { name = \"u777\", servers = { \"h:1\" } }\n",
                      INVAL, "t.lua:5: upstream: duplicate name 'u777' (first declared at t.lua:3)"));
+    tdir_leave(&t);
+}
+
+TEST(route_priority_hints_push)
+{
+    tdir t;
+    CHECK(tdir_enter(&t) == 0);
+    CHECK(fixtures() == 0);
+    sl_config *c = load_ok(LISTEN UPSTREAM
+                           "route { path = \"/\", static = \"site\", urgency = 1,\n"
+                           "        hints = { \"</style.css>; rel=preload; as=style\",\n"
+                           "                  \"</app.js>; rel=preload; as=script\" },\n"
+                           "        push = { \"/style.css\", \"/app.js?v=2\" } }\n"
+                           "route { path = \"/api\", proxy = \"app\", incremental = true }\n"
+                           "route { path = \"/big\", echo = true, urgency = 7,\n"
+                           "        incremental = false, hints = {}, push = {} }\n"
+                           "route { path = \"/none\", echo = true }\n");
+    CHECK(c);
+    const sl_cfg_route *r = c->routes;
+    CHECK_INT(c->nroutes, 4);
+    CHECK_INT(r[0].has_priority, 1);
+    CHECK_INT(r[0].urgency, 1);
+    CHECK_INT(r[0].incremental, 0);
+    CHECK_INT(r[0].nhints, 2);
+    CHECK_STR(r[0].hints[0], "</style.css>; rel=preload; as=style");
+    CHECK_STR(r[0].hints[1], "</app.js>; rel=preload; as=script");
+    CHECK_INT(r[0].npush, 2);
+    CHECK_STR(r[0].push[0], "/style.css");
+    CHECK_STR(r[0].push[1], "/app.js?v=2");
+    /* incremental alone keeps the default urgency (RFC 9218 §4.1) */
+    CHECK_INT(r[1].has_priority, 1);
+    CHECK_INT(r[1].urgency, 3);
+    CHECK_INT(r[1].incremental, 1);
+    CHECK_INT(r[2].has_priority, 1);
+    CHECK_INT(r[2].urgency, 7);
+    CHECK(r[2].nhints == 0 && r[2].hints == NULL && r[2].npush == 0 && r[2].push == NULL);
+    CHECK_INT(r[3].has_priority, 0);
+    CHECK_INT(r[3].urgency, 3);
+    CHECK(r[3].nhints == 0 && r[3].npush == 0);
+    sl_config_free(c);
+    tdir_leave(&t);
+}
+
+TEST(route_priority_hints_push_checks)
+{
+    tdir t;
+    CHECK(tdir_enter(&t) == 0);
+    FAILS(LISTEN "route { echo = true, urgency = 8 }\n",
+          "t.lua:2: route: urgency must be an integer in 0..7, got 8");
+    FAILS(LISTEN "route { echo = true, urgency = -1 }\n",
+          "t.lua:2: route: urgency must be an integer in 0..7, got -1");
+    FAILS(LISTEN "route { echo = true, urgency = \"1\" }\n",
+          "t.lua:2: route: urgency must be a number, got string");
+    FAILS(LISTEN "route { echo = true, incremental = 1 }\n",
+          "t.lua:2: route: incremental must be true or false, got number");
+    FAILS(LISTEN "route { echo = true, hints = \"</a.css>; rel=preload\" }\n",
+          "t.lua:2: route: hints must be a list of strings, got string");
+    FAILS(LISTEN "route { echo = true, hints = { a = \"</a.css>\" } }\n",
+          "t.lua:2: route: hints must be a list, as in { \"a\", \"b\" }");
+    FAILS(LISTEN "route { echo = true, hints = { [1] = \"</a>\", [3] = \"</b>\" } }\n",
+          "t.lua:2: route: hints must be a list without holes");
+    FAILS(LISTEN "route { echo = true, hints = { 1 } }\n",
+          "t.lua:2: route: hints: entries must be strings, got number");
+    FAILS(LISTEN "route { echo = true,\n hints = { \"</a.css>\", \"/b.css; rel=preload\" } }\n",
+          "t.lua:2: route: hints: bad entry '/b.css; rel=preload' (want a link value such as "
+          "\"</style.css>; rel=preload; as=style\")");
+    FAILS(LISTEN "route { echo = true, hints = { \"</a.css>; rel=preload\\r\\nx: y\" } }\n",
+          "t.lua:2: route: hints: bad entry '</a.css>; rel=preload\r\nx: y' (want a link "
+          "value such as \"</style.css>; rel=preload; as=style\")");
+    FAILS(LISTEN "route { echo = true, hints = { \"<>\" } }\n",
+          "t.lua:2: route: hints: bad entry '<>' (want a link value such as "
+          "\"</style.css>; rel=preload; as=style\")");
+    FAILS(LISTEN "route { echo = true, hints = { \"\" } }\n",
+          "t.lua:2: route: hints: bad entry '' (want a link value such as "
+          "\"</style.css>; rel=preload; as=style\")");
+    FAILS(LISTEN "route { echo = true, push = { \"style.css\" } }\n",
+          "t.lua:2: route: push: bad entry 'style.css' (want a path such as \"/style.css\")");
+    FAILS(LISTEN "route { echo = true, push = { \"/a b.css\" } }\n",
+          "t.lua:2: route: push: bad entry '/a b.css' (want a path such as \"/style.css\")");
+    FAILS(LISTEN "route { echo = true, push = { \"/a.css#x\" } }\n",
+          "t.lua:2: route: push: bad entry '/a.css#x' (want a path such as \"/style.css\")");
+    FAILS(LISTEN "route { echo = true, push = { \"/a\\0b\" } }\n",
+          "t.lua:2: route: push: bad entry '/a' (want a path such as \"/style.css\")");
+    FAILS(LISTEN "p = {}\nfor i = 1, 17 do p[i] = \"/\" .. i end\n"
+          "route { echo = true, push = p }\n",
+          "t.lua:4: route: push: at most 16 entries, got 17");
+    FAILS(LISTEN "h = {}\nfor i = 1, 17 do h[i] = \"</\" .. i .. \">\" end\n"
+          "route { echo = true, hints = h }\n",
+          "t.lua:4: route: hints: at most 16 entries, got 17");
+    tdir_leave(&t);
+}
+
+TEST(http2_priorities_and_push)
+{
+    tdir t;
+    CHECK(tdir_enter(&t) == 0);
+    sl_config *c = load_ok(LISTEN "http2 { priorities = false, push = false }\n");
+    CHECK(c);
+    CHECK_INT(c->h2.priorities, 0);
+    CHECK_INT(c->h2.enable_push, 0);
+    sl_config_free(c);
+    c = load_ok(LISTEN "http2 { priorities = true, push = true }\n");
+    CHECK(c);
+    CHECK_INT(c->h2.priorities, 1);
+    CHECK_INT(c->h2.enable_push, 1);
+    sl_config_free(c);
+    c = load_ok(LISTEN);
+    CHECK(c);
+    CHECK_INT(c->h2.priorities, 1); /* the library's defaults */
+    CHECK_INT(c->h2.enable_push, 1);
+    sl_config_free(c);
+    FAILS(LISTEN "http2 { push = 0 }\n", "t.lua:2: http2: push must be true or false, got number");
+    FAILS(LISTEN "http2 { priorities = \"no\" }\n",
+          "t.lua:2: http2: priorities must be true or false, got string");
+    tdir_leave(&t);
+}
+
+TEST(http2_adaptive_windows)
+{
+    tdir t;
+    CHECK(tdir_enter(&t) == 0);
+    sl_config *c = load_ok(LISTEN "http2 { window_adaptive = true, window_min = \"128k\",\n"
+                                  "        window_max = 8388608, connection_window_max = \"1g\" }\n");
+    CHECK(c);
+    CHECK_INT(c->h2.window_adaptive, 1);
+    CHECK_INT(c->h2.window_min, 128 * 1024);
+    CHECK_INT(c->h2.window_max, 8 * 1024 * 1024);
+    CHECK_INT(c->h2.connection_window_max, 1024 * 1024 * 1024);
+    sl_config_free(c);
+    c = load_ok(LISTEN);
+    CHECK(c);
+    CHECK_INT(c->h2.window_adaptive, 0); /* the library's defaults */
+    CHECK_INT(c->h2.window_min, 65535);
+    CHECK_INT(c->h2.window_max, 16 * 1024 * 1024);
+    CHECK_INT(c->h2.connection_window_max, 64 * 1024 * 1024);
+    sl_config_free(c);
+    c = load_ok(LISTEN "http2 { window_adaptive = false, window_max = \"64k\", window_min = 65536 / 2 }\n");
+    CHECK(c);
+    CHECK_INT(c->h2.window_adaptive, 0);
+    CHECK_INT(c->h2.window_min, 32768);
+    CHECK_INT(c->h2.window_max, 65536);
+    sl_config_free(c);
+    FAILS(LISTEN "http2 { window_adaptive = 1 }\n",
+          "t.lua:2: http2: window_adaptive must be true or false, got number");
+    FAILS(LISTEN "http2 { window_max = \"2g\" }\n",
+          "t.lua:2: http2: window_max must be a size in 1..2147483647, got '2g'");
+    FAILS(LISTEN "http2 { window_min = 0 }\n",
+          "t.lua:2: http2: window_min must be a size in 1..2147483647, got 0");
+    FAILS(LISTEN "http2 { connection_window_max = \"32k\" }\n",
+          "t.lua:2: http2: connection_window_max must be a size in 65535..2147483647, got '32k'");
+    FAILS(LISTEN "http2 { window_max = \"16 MiB\" }\n",
+          "t.lua:2: http2: window_max must be a size such as 65536, \"64k\", \"16m\" or \"1g\", "
+          "got '16 MiB'");
+    FAILS(LISTEN "http2 { window_min = \"1m\", window_max = \"512k\" }\n",
+          "t.lua:2: http2: window_min (1m) is above window_max (512k)");
+    FAILS(LISTEN "http2 { window_min = \"32m\" }\n",
+          "t.lua:2: http2: window_min (32m) is above window_max (16m)");
     tdir_leave(&t);
 }

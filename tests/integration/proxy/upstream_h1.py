@@ -13,6 +13,8 @@ Endpoints (any method unless noted; /_stats is not counted):
                trailers plus x-checksum, when the request was chunked)
   /headers     the request (method, target, headers, trailers) as JSON
   /hop         a response with hop-by-hop headers sluice must remove
+  /hints       a 100 Continue nobody asked for, a 103 Early Hints (link
+               </hinted.css>, plus hop-by-hop fields), 200 ms later the 200
   /status/N    status N
   /slow/MS     answers after MS ms
   /stall, /stall/...   never answer (until the server stops)
@@ -308,6 +310,17 @@ class Server:
             self.send(c, 200, [("connection", "x-resp-hop"), ("x-resp-hop", "1"),
                                ("keep-alive", "timeout=5"), ("proxy-connection", "keep-alive"),
                                ("x-kept", "yes")], b"hop\n", head)
+        elif path == "/hints":
+            # Only the 103 may reach the client (RFC 8297), without the
+            # hop-by-hop fields; the 100 is this hop's business.
+            c.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n"
+                           b"HTTP/1.1 103 Early Hints\r\n"
+                           b"link: </hinted.css>; rel=preload; as=style\r\n"
+                           b"connection: x-hint-hop\r\nx-hint-hop: 1\r\n"
+                           b"keep-alive: timeout=5\r\n\r\n")
+            if self.stop.wait(0.2):
+                return False
+            self.send(c, 200, [("x-server", self.name)], b"hinted\n", head)
         elif len(seg) == 3 and seg[1] == "status" and seg[2].isdigit():
             st = int(seg[2])
             self.send(c, st, [], b"" if st in (204, 304) else b"status %d\n" % st, head)

@@ -15,6 +15,7 @@ and stream id):
                request's trailers plus x-checksum
   /headers     the request (pseudo-headers included) as JSON
   /status/N, /slow/MS, /health (500 while --flag FILE exists), /id
+  /hints       a 103 Early Hints (link </hinted.css>), 200 ms later the 200
   /stall, /stall/...   never answers; other streams go on"""
 
 import argparse
@@ -174,8 +175,8 @@ class Conn:
         for _, sid in due:
             st = self.streams.get(sid)
             if st is not None and not st.done:
-                self.respond(st, 200, [("x-server", self.srv.name)],
-                             b"slow " + self.srv.name.encode())
+                body = b"hinted\n" if st.path == "/hints" else b"slow " + self.srv.name.encode()
+                self.respond(st, 200, [("x-server", self.srv.name)], body)
 
     # -- events ----------------------------------------------------------
 
@@ -262,6 +263,10 @@ class Conn:
             self.respond(st, code, [], b"" if code in (204, 304) else b"status %d\n" % code)
         elif len(seg) == 3 and seg[1] == "slow" and seg[2].isdigit():
             self.timers.append((time.monotonic() + int(seg[2]) / 1000.0, st.sid))
+        elif st.path == "/hints":
+            self.h2.send_headers(st.sid, [(":status", "103"),
+                                          ("link", "</hinted.css>; rel=preload; as=style")])
+            self.timers.append((time.monotonic() + 0.2, st.sid))  # then the 200
         elif seg[1:2] == ["stall"]:
             pass
         elif st.path == "/health":
