@@ -465,15 +465,20 @@ SLUICE_API int sluice_session_get_priority(const sluice_session *s, uint32_t str
 /* ---- server push (RFC 9113 §8.4) ------------------------------------------ */
 
 /* 1 when a push may be promised now: server, enable_push option, the
- * client's SETTINGS_ENABLE_PUSH, no GOAWAY. */
+ * client's SETTINGS received with ENABLE_PUSH=1, no GOAWAY either way. */
 SLUICE_API int sluice_session_push_allowed(const sluice_session *s);
 /* Promise a response to the request in nv (:method GET or HEAD, :scheme,
  * :authority, :path) on the client's open stream assoc_id. The promised
  * stream is then answered with sluice_session_submit_response(). Fails
  * with SLUICE_ERR_STATE when push is not allowed, SLUICE_ERR_LIMIT at the
- * client's MAX_CONCURRENT_STREAMS, SLUICE_ERR_INVAL for a request that
- * cannot be pushed, and SLUICE_ERR_AGAIN when the client already has that
- * resource open or promised on this connection. */
+ * client's MAX_CONCURRENT_STREAMS or our own max_concurrent_streams
+ * (a promise counts from the moment it is made), SLUICE_ERR_INVAL for a
+ * request that cannot be pushed (§8.4.1: GET or HEAD, no body),
+ * SLUICE_ERR_NOT_FOUND / SLUICE_ERR_STATE for an associated stream that
+ * does not exist / is not the client's open request, and SLUICE_ERR_AGAIN
+ * when the client already has that resource open or promised on this
+ * connection. A client's RST_STREAM on the promised stream stops it at
+ * once (on_stream_close; its source is not read again). */
 SLUICE_API int sluice_session_submit_push(sluice_session *s, uint32_t assoc_id,
                                           const sluice_nv *nv, size_t n,
                                           uint32_t *promised_id);
