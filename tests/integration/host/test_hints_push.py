@@ -394,15 +394,33 @@ def test_push_cancelled():
 
 # -- urgency ---------------------------------------------------------------------
 
-def race(site, first, second, extra_first=(), extra_second=()):
-    """Request first then second in one write on a fresh connection; return
-    (which ended first, bytes of the other received by then)."""
+class Raw:
+    """Bytes sent as they are (for frames hyperframe does not know)."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def serialize(self):
+        return self.data
+
+
+def priority_update(sid, field):
+    """RFC 9218 §7.1 PRIORITY_UPDATE (type 0x10) on stream 0."""
+    payload = sid.to_bytes(4, "big") + field.encode()
+    return Raw(len(payload).to_bytes(3, "big") + b"\x10\x00" + (0).to_bytes(4, "big") + payload)
+
+
+def race(site, first, second, extra_first=(), extra_second=(), after=()):
+    """Request first then second in one write on a fresh connection (then
+    the frames after(a, b) returns); return (which ended first, bytes of
+    the other received by then)."""
     c = H2.plain(site.plain, settings={4: 1 << 30})  # INITIAL_WINDOW_SIZE
     c.send(hf.WindowUpdateFrame(0, window_increment=1 << 30))
     a = c.new_id()
     b = c.new_id()
     c.send(c.headers_frame(a, c.req_headers(first, extra=extra_first)),
-           c.headers_frame(b, c.req_headers(second, extra=extra_second)))
+           c.headers_frame(b, c.req_headers(second, extra=extra_second)),
+           *(after(a, b) if after else ()))
     done = {}  # stream id -> bytes of the other stream when it ended, in order
 
     def ended(f):
@@ -430,6 +448,28 @@ def test_urgency_route_default():
         who, other = race(site, "/low/big.bin", "/high/big.bin",
                           extra_first=[("priority", "u=0")], extra_second=[("priority", "u=6")])
         assert who == "first" and other < 1 << 20, (who, other)
+
+
+def test_priority_update_reorders():
+    with Site() as site, Sluice(config(site, tls=False)):
+        # Both on the u=7 route; a PRIORITY_UPDATE makes the second urgent.
+        who, other = race(site, "/low/big.bin", "/low/big.bin",
+                          after=lambda a, b: [priority_update(b, "u=0")])
+        assert who == "second" and other < 1 << 20, (who, other)
+        # An unparsable field is ignored (RFC 9218 §7.1): the order stays.
+        who, _ = race(site, "/high/big.bin", "/low/big.bin",
+                      after=lambda a, b: [priority_update(b, "u=0,,")])
+        assert who == "first", who
+
+
+def test_rfc7540_priority_frame_reorders():
+    with Site() as site, Sluice(config(site, tls=False)):
+        # An old client's PRIORITY (weight 256) on the second stream.
+        who, other = race(site, "/low/big.bin", "/low/big.bin",
+                          after=lambda a, b: [hf.PriorityFrame(b, depends_on=0,
+                                                               stream_weight=255,
+                                                               exclusive=True)])
+        assert who == "second" and other < 1 << 20, (who, other)
 
 
 def test_urgency_off_shares():
