@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "sockio.h"
 #include "worker.h"
 
 #define PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -86,32 +87,24 @@ void sl_conn_abort(sl_conn *c, int reason)
 
 static long sock_writev(sl_conn *c, const struct iovec *iov, int n)
 {
-    ssize_t r;
-    do
-        r = writev(c->fd, iov, n);
-    while (r < 0 && errno == EINTR);
-    if (r < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
-    c->w->stats.bytes_out += (uint64_t)r;
-    c->last_write_progress = sl_now_ms(c);
-    return (long)r;
+    long r = sl_fd_writev(c->fd, iov, n);
+    if (r > 0) {
+        c->w->stats.bytes_out += (uint64_t)r;
+        c->last_write_progress = sl_now_ms(c);
+    }
+    return r;
 }
 
 /* Push ciphertext TLS has ready. Returns 1 if some is left. */
 static int tls_push(sl_conn *c)
 {
-    const uint8_t *data;
-    size_t n;
-    while ((n = sl_tls_pending(c->tls, &data)) > 0) {
-        struct iovec v = {(void *)data, n};
-        long w = sock_writev(c, &v, 1);
-        if (w < 0)
-            return (int)w;
-        sl_tls_sent(c->tls, (size_t)w);
-        if ((size_t)w < n)
-            return 1;
+    size_t written = 0;
+    int rv = sl_tls_push_fd(c->tls, c->fd, &written);
+    if (written) {
+        c->w->stats.bytes_out += written;
+        c->last_write_progress = sl_now_ms(c);
     }
-    return 0;
+    return rv;
 }
 
 long sl_conn_write(sl_conn *c, const sluice_iovec *iov, int n, size_t max)

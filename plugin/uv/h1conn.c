@@ -242,16 +242,10 @@ static int parse(sl_conn *c, sl_h1conn *h)
 
 static int hold(sl_h1conn *h, const uint8_t *in, size_t len)
 {
-    if (h->in_len + len > h->in_cap) {
-        size_t cap = h->in_cap ? h->in_cap : 4096;
-        while (cap < h->in_len + len)
-            cap *= 2;
-        uint8_t *b = realloc(h->in, cap);
-        if (!b)
-            return SLUICE_ERR_NOMEM;
-        h->in = b;
-        h->in_cap = cap;
-    }
+    sl_mem m;
+    sl_mem_init(&m, NULL);
+    if (sl_grow(&m, &h->in, &h->in_cap, h->in_len + len, 4096) != 0)
+        return SLUICE_ERR_NOMEM;
     memcpy(h->in + h->in_len, in, len);
     h->in_len += len;
     return 0;

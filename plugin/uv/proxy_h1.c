@@ -13,17 +13,9 @@
 
 static int out_reserve(sl_uconn *u, size_t n)
 {
-    if (u->out_len + n <= u->out_cap)
-        return 0;
-    size_t cap = u->out_cap ? u->out_cap : 1024;
-    while (cap < u->out_len + n)
-        cap *= 2;
-    uint8_t *b = realloc(u->out, cap);
-    if (!b)
-        return SLUICE_ERR_NOMEM;
-    u->out = b;
-    u->out_cap = cap;
-    return 0;
+    sl_mem m;
+    sl_mem_init(&m, NULL);
+    return sl_grow(&m, &u->out, &u->out_cap, u->out_len + n, 1024);
 }
 
 int sl_ph1_start(sl_uconn *u, sl_proxy *px)
@@ -198,16 +190,10 @@ static void fail(sl_uconn *u, int kind, const char *why)
 
 static int hold(sl_uconn *u, const uint8_t *in, size_t len)
 {
-    if (u->in_len + len > u->in_cap) {
-        size_t cap = u->in_cap ? u->in_cap : 4096;
-        while (cap < u->in_len + len)
-            cap *= 2;
-        uint8_t *b = realloc(u->in, cap);
-        if (!b)
-            return SLUICE_ERR_NOMEM;
-        u->in = b;
-        u->in_cap = cap;
-    }
+    sl_mem m;
+    sl_mem_init(&m, NULL);
+    if (sl_grow(&m, &u->in, &u->in_cap, u->in_len + len, 4096) != 0)
+        return SLUICE_ERR_NOMEM;
     if (len)
         memcpy(u->in + u->in_len, in, len);
     u->in_len += len;

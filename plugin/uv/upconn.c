@@ -12,6 +12,7 @@
 
 #include "host.h"
 #include "proxy.h"
+#include "sockio.h"
 #include "worker.h"
 
 #define UC_TLS_OUT_MAX (64 * 1024)
@@ -130,33 +131,21 @@ void sl_uconn_kick(sl_uconn *u)
 
 static long sock_writev(sl_uconn *u, const struct iovec *iov, int n)
 {
-    ssize_t r;
-    do
-        r = writev(u->fd, iov, n);
-    while (r < 0 && errno == EINTR);
-    if (r < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    long r = sl_fd_writev(u->fd, iov, n);
     if (r > 0)
         u->last_write = sl_uconn_now(u);
-    return (long)r;
+    return r;
 }
 
 static int tls_push(sl_uconn *u)
 {
-    const uint8_t *data;
-    size_t n;
-    while ((n = sl_tls_pending(u->tls, &data)) > 0) {
-        struct iovec v = {(void *)data, n};
-        long w = sock_writev(u, &v, 1);
-        if (w < 0)
-            return (int)w;
-        sl_tls_sent(u->tls, (size_t)w);
-        if ((size_t)w < n) {
-            u->write_blocked = 1;
-            return 1;
-        }
-    }
-    return 0;
+    size_t written = 0;
+    int rv = sl_tls_push_fd(u->tls, u->fd, &written);
+    if (written)
+        u->last_write = sl_uconn_now(u);
+    if (rv == 1)
+        u->write_blocked = 1;
+    return rv;
 }
 
 long sl_uconn_write(sl_uconn *u, const sluice_iovec *iov, int n)
