@@ -61,11 +61,11 @@ def proc_tree(root):
             continue
         ppid = int(s[s.rindex(")") + 2:].split()[1])
         children.setdefault(ppid, []).append(int(d))
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
+    out, pending = [], [root]
+    while pending:
+        p = pending.pop()
         out.append(p)
-        todo.extend(children.get(p, []))
+        pending.extend(children.get(p, []))
     return out
 
 
