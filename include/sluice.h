@@ -483,6 +483,19 @@ SLUICE_API int sluice_session_submit_push(sluice_session *s, uint32_t assoc_id,
                                           const sluice_nv *nv, size_t n,
                                           uint32_t *promised_id);
 
+/* ---- abuse budgets at run time (a policy's per-client limits) ------------- */
+
+enum sluice_rate_kind {
+    SLUICE_RATE_RST_RECEIVED = 0, SLUICE_RATE_RST_PROVOKED, SLUICE_RATE_PING,
+    SLUICE_RATE_SETTINGS, SLUICE_RATE_EMPTY_DATA, SLUICE_RATE_PRIORITY,
+    SLUICE_RATE_REPRIORITIZE
+};
+/* Replace one of the per-connection budgets of sluice_session_options.
+ * Tokens already spent stay spent (the level is only clamped to the new
+ * burst), so lowering a limit applies at once and raising one gives no
+ * free burst. */
+SLUICE_API int sluice_session_set_rate(sluice_session *s, int kind, sluice_rate rate);
+
 /* Counters for logs and tests. */
 typedef struct sluice_session_stats {
     size_t struct_size;

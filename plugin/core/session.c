@@ -424,3 +424,23 @@ int sluice_session_get_stats(const sluice_session *s, sluice_session_stats *st)
     memcpy(st, &cur, n);
     return 0;
 }
+
+int sluice_session_set_rate(sluice_session *s, int kind, sluice_rate rate)
+{
+    sl_bucket *b;
+    switch (kind) {
+    case SLUICE_RATE_RST_RECEIVED: b = &s->b_rst_received; s->opt.rst_received = rate; break;
+    case SLUICE_RATE_RST_PROVOKED: b = &s->b_rst_provoked; s->opt.rst_provoked = rate; break;
+    case SLUICE_RATE_PING: b = &s->b_ping; s->opt.ping = rate; break;
+    case SLUICE_RATE_SETTINGS: b = &s->b_settings; s->opt.settings = rate; break;
+    case SLUICE_RATE_EMPTY_DATA: b = &s->b_empty_data; s->opt.empty_data = rate; break;
+    case SLUICE_RATE_PRIORITY: b = &s->b_priority; s->opt.priority = rate; break;
+    case SLUICE_RATE_REPRIORITIZE: b = &s->b_reprioritize; s->opt.reprioritize = rate; break;
+    default: return SLUICE_ERR_INVAL;
+    }
+    uint64_t level = b->level, was_unlimited = b->burst == 0;
+    sl_bucket_init(b, rate, b->last_ns);
+    if (!was_unlimited && level < b->level)
+        b->level = level;
+    return 0;
+}

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -1406,6 +1407,163 @@ static int d_admin(lua_State *L)
     return 0;
 }
 
+/* ---- policy { file = | files = , split = , limits ... } ---------------------- */
+
+/* A policy's text is read with the config (so that a reload checks and
+ * switches both together), whole, into memory: bounded, since every worker
+ * compiles it into a state of its own. */
+#define POLICY_MAX_FILES 8
+#define POLICY_MAX_BYTES ((size_t)1 << 20)
+#define POLICY_MAX_TEXT "1 MiB"
+
+static void policy_sources(loader *ld, lua_State *L, sl_cfg_policy *p, size_t n)
+{
+    if (p->files)
+        fail(ld, L, SLUICE_ERR_INVAL, "policy: exactly one of file, files is required");
+    charge(ld, L, n * sizeof *p->files);
+    p->files = calloc(n, sizeof *p->files);
+    if (!p->files)
+        fail(ld, L, SLUICE_ERR_NOMEM, "out of memory");
+    p->nfiles = n; /* NULL entries free fine if the run unwinds halfway */
+}
+
+static void rd_policy_file(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    sl_cfg_policy *p = obj;
+    size_t len;
+    const char *s = want_str(ld, L, v, f, &len);
+    policy_sources(ld, L, p, 1);
+    p->files[0].path = resolve(ld, L, s, len);
+}
+
+static void rd_policy_files(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    sl_cfg_policy *p = obj;
+    (void)f;
+    if (!lua_istable(L, v))
+        fail(ld, L, SLUICE_ERR_INVAL, "policy: files must be a list of paths, got %s",
+             luaL_typename(L, v));
+    size_t n = list_len(ld, L, v, "policy: files");
+    if (n == 0)
+        fail(ld, L, SLUICE_ERR_INVAL, "policy: files must not be empty");
+    if (n > POLICY_MAX_FILES)
+        fail(ld, L, SLUICE_ERR_INVAL, "policy: files: at most %d entries, got %zu",
+             POLICY_MAX_FILES, n);
+    policy_sources(ld, L, p, n);
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, v, (lua_Integer)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            fail(ld, L, SLUICE_ERR_INVAL, "policy: files: entries must be strings, got %s",
+                 luaL_typename(L, -1));
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        if (len == 0 || strlen(s) != len)
+            fail(ld, L, SLUICE_ERR_INVAL, "policy: files: entry %zu is %s", i + 1,
+                 len ? "a path with a NUL byte" : "empty");
+        p->files[i].path = resolve(ld, L, s, len);
+        lua_pop(L, 1);
+    }
+}
+
+static void rd_split(loader *ld, lua_State *L, int v, void *obj, const field *f)
+{
+    static const char *const names[] = {"client_hash", NULL}; /* enum sl_policy_split - 1 */
+    *SLOT(obj, f, int) = SL_SPLIT_CLIENT_HASH + choose(ld, L, v, f, names);
+}
+
+/* Whole and NUL-terminated. Regular files only: opening a FIFO would
+ * wait for a writer. A file that grows while it is read still stops at the
+ * bound. The buffer belongs to pf at once, so a failure frees it. */
+static void read_policy(loader *ld, lua_State *L, sl_cfg_policy_file *pf)
+{
+    int fd = open(pf->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        fail(ld, L, SLUICE_ERR_INVAL, "policy: %s: %s", pf->path, strerror(errno));
+    struct stat st;
+    int e = fstat(fd, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+    if (e == 0 && !S_ISREG(st.st_mode)) {
+        close(fd);
+        fail(ld, L, SLUICE_ERR_INVAL, "policy: %s: not a regular file", pf->path);
+    }
+    if (e == 0 && (unsigned long long)st.st_size > POLICY_MAX_BYTES) {
+        close(fd);
+        fail(ld, L, SLUICE_ERR_INVAL, "policy: %s: larger than " POLICY_MAX_TEXT, pf->path);
+    }
+    /* One byte more than its size, to notice growth. */
+    size_t cap = e ? 0 : (size_t)st.st_size + 1, len = 0;
+    if (e == 0 && !(pf->src = malloc(cap + 1)))
+        e = ENOMEM;
+    while (e == 0 && len < cap) {
+        ssize_t r = read(fd, pf->src + len, cap - len);
+        if (r > 0)
+            len += (size_t)r;
+        else if (r == 0)
+            break;
+        else if (errno != EINTR)
+            e = errno;
+        if (len == cap && cap <= POLICY_MAX_BYTES) { /* it grew since fstat */
+            char *b = realloc(pf->src, POLICY_MAX_BYTES + 2);
+            cap = POLICY_MAX_BYTES + 1;
+            if (b)
+                pf->src = b;
+            else
+                e = ENOMEM;
+        }
+    }
+    close(fd);
+    if (e == ENOMEM)
+        fail(ld, L, SLUICE_ERR_NOMEM, "out of memory");
+    if (e)
+        fail(ld, L, SLUICE_ERR_INVAL, "policy: %s: %s", pf->path, strerror(e));
+    if (len > POLICY_MAX_BYTES)
+        fail(ld, L, SLUICE_ERR_INVAL, "policy: %s: larger than " POLICY_MAX_TEXT, pf->path);
+    charge(ld, L, cap + 1);
+    pf->src[len] = '\0';
+    pf->len = len;
+}
+
+#define POL(name, key, read, min, max, unit, width)                             \
+    {key, read, offsetof(sl_cfg_policy, name), (min), (max), (unit), (width)}
+#define POLSIZE(name, key, min, max) POL(name, key, rd_size, min, max, 0, (int)sizeof(size_t))
+
+static const field policy_fields[] = {
+    {"file", rd_policy_file, 0, 0, 0, 0, 0},
+    {"files", rd_policy_files, 0, 0, 0, 0, 0},
+    POL(split, "split", rd_split, 0, 0, 0, 0),
+    POL(limits.max_instructions, "instructions", rd_int, 1000, 10000000000LL, 0, 8),
+    POL(limits.max_time_ns, "time", rd_secs, 1000000, 60000000000LL, 1000000000, 8),
+    POLSIZE(limits.max_memory, "memory", MIB, 16 * GIB),
+    POLSIZE(limits.max_string, "max_string", KIB, GIB),
+    POL(limits.shared_max_keys, "shared_keys", rd_int, 1, 10000000, 0, (int)sizeof(size_t)),
+    POLSIZE(limits.shared_max_bytes, "shared_memory", KIB, 16 * GIB),
+    POL(window_interval, "window_interval", rd_secs, 10, 60000, 1000, 4),
+    POL(watch, "watch", rd_bool, 0, 0, 0, 0),
+    {NULL, NULL, 0, 0, 0, 0, 0}
+};
+
+/* The Lua is not compiled here: the host builds and checks the policies
+ * with the rest of a generation (sl_gen_new), which `-t` and reloads run. */
+static int d_policy(lua_State *L)
+{
+    loader *ld = enter(L, "policy", LUA_TTABLE);
+    sl_cfg_policy *p = &ld->cfg->policy;
+    if (p->where.file)
+        fail(ld, L, SLUICE_ERR_INVAL, "policy: declared twice, first at %s:%d", p->where.file,
+             p->where.line);
+    p->where = own_where(ld, L);
+    read_table(ld, L, 1, policy_fields, p, NULL);
+    if (!p->files)
+        fail(ld, L, SLUICE_ERR_INVAL, "policy: exactly one of file, files is required");
+    if (p->nfiles > 1 && p->split == SL_SPLIT_NONE)
+        fail(ld, L, SLUICE_ERR_INVAL, "policy: %zu files need split = \"client_hash\" to "
+             "choose one per connection", p->nfiles);
+    if (p->nfiles == 1 && p->split != SL_SPLIT_NONE)
+        fail(ld, L, SLUICE_ERR_INVAL, "policy: split needs several files");
+    for (size_t i = 0; i < p->nfiles; i++)
+        read_policy(ld, L, &p->files[i]);
+    return 0;
+}
+
 /* ---- one-argument directives ------------------------------------------------- */
 
 static void rd_tls_version(loader *ld, lua_State *L, int v, void *obj, const field *f)
@@ -1465,7 +1623,7 @@ static int d_scalar(lua_State *L)
 static const luaL_Reg table_directives[] = {
     {"listen", d_listen}, {"tls_certificate", d_tls_certificate}, {"route", d_route},
     {"upstream", d_upstream}, {"timeouts", d_timeouts}, {"http2", d_http2},
-    {"admin", d_admin}, {NULL, NULL}
+    {"admin", d_admin}, {"policy", d_policy}, {NULL, NULL}
 };
 
 /* ---- the sandbox ------------------------------------------------------------- */
@@ -1965,6 +2123,8 @@ static int set_defaults(sl_config *cfg)
                                       .header = 10000, .send = 30000, .drain = 30000,
                                       .close_wait = 2000, .linger = 5000};
     sluice_session_options_init(&cfg->h2);
+    sluice_policy_options_init(&cfg->policy.limits);
+    cfg->policy.window_interval = 100;
     cfg->tls_min_version = strdup("1.2");
     return cfg->tls_min_version ? 0 : SLUICE_ERR_NOMEM;
 }
@@ -2061,6 +2221,16 @@ static void free_upstreams(sl_cfg_upstream *u, size_t n)
     free(u);
 }
 
+static void free_policy(sl_cfg_policy *p)
+{
+    free(p->where.file);
+    for (size_t i = 0; i < p->nfiles; i++) {
+        free(p->files[i].path);
+        free(p->files[i].src);
+    }
+    free(p->files);
+}
+
 static void free_certs(sl_cfg_cert *c, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -2086,6 +2256,7 @@ void sl_config_free(sl_config *cfg)
     free_certs(cfg->certs, cfg->ncerts);
     free_routes(cfg->routes, cfg->nroutes);
     free_upstreams(cfg->upstreams, cfg->nupstreams);
+    free_policy(&cfg->policy);
     free(cfg->access_log);
     free(cfg->error_log);
     free(cfg->admin_host);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "sluice.h"
+#include "sluice/policy.h"
 
 /* Where a declaration was made, for "file:line: message" errors. */
 typedef struct sl_cfg_where {
@@ -131,6 +132,28 @@ typedef struct sl_cfg_timeouts {
     uint32_t linger;     /* after our FIN: reading and discarding: 5 s */
 } sl_cfg_timeouts;
 
+/* policy { file = "p.lua" } or policy { files = { "a.lua", "b.lua" },
+ * split = "client_hash" }, with the sandbox's limits: Lua policies
+ * (lua/README.md). The files' text is read with the config, so that a
+ * reload checks and switches config and policies together. */
+typedef struct sl_cfg_policy_file {
+    char *path;              /* resolved against the config's directory */
+    char *src;               /* its text when the config was loaded */
+    size_t len;
+} sl_cfg_policy_file;
+
+enum sl_policy_split { SL_SPLIT_NONE = 0, SL_SPLIT_CLIENT_HASH };
+
+typedef struct sl_cfg_policy {
+    sl_cfg_where where;
+    sl_cfg_policy_file *files;   /* none: no policy */
+    size_t nfiles;
+    int split;                   /* several files: which one a connection gets */
+    sluice_policy_options limits;/* instructions, time (s in the file), memory, ... */
+    uint32_t window_interval;    /* ms between on_window calls at least: 100 */
+    int watch;                   /* reload when a policy file changes: 0 */
+} sl_cfg_policy;
+
 typedef struct sl_config {
     sl_cfg_listen *listens;
     size_t nlistens;
@@ -154,6 +177,7 @@ typedef struct sl_config {
     char *user;                   /* drop privileges after binding */
     char *tls_min_version;        /* "1.2" (default) or "1.3" */
     char *file;                   /* the config file itself */
+    sl_cfg_policy policy;         /* policy { ... } */
 } sl_config;
 
 /* Load and check a config file. On failure returns a negative

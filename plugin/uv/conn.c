@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "policyhost.h"
 #include "sockio.h"
 #include "worker.h"
 
@@ -69,6 +70,7 @@ void sl_conn_abort(sl_conn *c, int reason)
         sl_h2_free(c);
     if (c->h1)
         sl_h1_free(c);
+    sl_cpol_close(c); /* after its streams are gone */
     if (c->tls)
         sl_tls_conn_free(c->tls);
     c->tls = NULL;

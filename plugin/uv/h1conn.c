@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "policyhost.h"
 #include "proxy.h"
 #include "respond.h"
 
@@ -46,11 +47,12 @@ static void access_log(sl_conn *c, sl_req *r)
     if (!f)
         return;
     const char *up = r->proxy ? r->proxy->srv_name : NULL;
-    fprintf(f, "%s %s %s %s %d %llu %llums stream=0 proto=http/1.1 tls=%s%s%s\n", c->peer,
+    fprintf(f, "%s %s %s %s %d %llu %llums stream=0 proto=http/1.1 tls=%s%s%s%s\n", c->peer,
             r->method, r->authority ? r->authority : "-", r->path ? r->path : "-", r->status,
             (unsigned long long)r->sent,
             (unsigned long long)(sl_now_ms(c) - r->started_ms),
-            c->tls ? sl_tls_version(c->tls) : "-", up ? " upstream=" : "", up ? up : "");
+            c->tls ? sl_tls_version(c->tls) : "-", up ? " upstream=" : "", up ? up : "",
+            r->tags ? r->tags : "");
 }
 
 /* Room in the owned output buffer: the inline one, or a larger one for a
@@ -109,6 +111,23 @@ static void route_hints(sl_h1conn *h, const sl_cfg_route *rt)
     queue_103(h, nv, rt->nhints);
 }
 
+/* A policy's stream:hint(): before the head only. */
+static int h1_hint(sl_req *r, const sluice_nv *nv, size_t n)
+{
+    sl_conn *c = r->front;
+    if (!c->h1 || c->h1->head_sent)
+        return SLUICE_ERR_STATE;
+    queue_103(c->h1, nv, n);
+    return 0;
+}
+
+static void h1_on_route(sl_req *r, const sluice_nv *nv, size_t n)
+{
+    sl_conn *c = r->front;
+    if (c->pol)
+        sl_rpol_request(c, r, (uint32_t)c->w->stats.requests, c->tls ? "https" : "http", nv, n);
+}
+
 static int begin(sl_conn *c, sl_h1conn *h, const sl_h1_head *hd)
 {
     sl_req *r = calloc(1, sizeof(*r));
@@ -134,6 +153,8 @@ static int begin(sl_conn *c, sl_h1conn *h, const sl_h1_head *hd)
     r->no_body = hd->body == SL_H1_BODY_NONE;
     r->notify = h1_notify;
     r->front = c;
+    r->on_route = h1_on_route;
+    r->hint = h1_hint;
     h->req = r;
     h->head_since = 0;
     h->keep_alive = hd->keep_alive && !h->closing;
@@ -281,6 +302,7 @@ int sl_h1_start(sl_conn *c, const uint8_t *in, size_t len)
     sl_h1_parser_init(&h->p, 0, &o, &mem);
     c->h1 = h;
     c->proto = 2;
+    sl_cpol_start(c, "http/1.1", NULL);
     return len ? sl_h1_input(c, in, len) : 0;
 }
 
@@ -292,9 +314,14 @@ static int queue_head(sl_conn *c, sl_h1conn *h)
     sluice_nv local[SL_RESP_MAX_HDRS + 2], *nv = local;
     const sluice_nv *hdrs = r->xhdrs ? r->xhdrs : r->hdrs;
     size_t n = r->xhdrs ? r->nxhdrs : r->nhdrs;
-    if (n > SL_RESP_MAX_HDRS && !(nv = malloc((n + 2) * sizeof(*nv))))
+    if (r->pol)
+        sl_rpol_response(c, r, hdrs, n);
+    size_t cap = n + r->nedits;
+    if (cap > SL_RESP_MAX_HDRS && !(nv = malloc((cap + 2) * sizeof(*nv))))
         return SLUICE_ERR_NOMEM;
-    if (n)
+    if (r->nedits)
+        n = sl_rpol_fields(r, hdrs, n, nv, cap);
+    else if (n)
         memcpy(nv, hdrs, n * sizeof(*nv));
     int has_body = r->body_kind != SL_BODY_NONE;
     h->chunked = has_body && r->body_len == UINT64_MAX;

@@ -8,6 +8,7 @@
 
 #include "host.h"
 #include "http.h"
+#include "policyhost.h"
 #include "proxy.h"
 #include "respond.h"
 
@@ -71,11 +72,11 @@ static void access_log(sl_conn *c, h2_req *q)
         return;
     uint64_t dur = sl_now_ms(c) - q->r.started_ms;
     const char *up = q->r.proxy ? q->r.proxy->srv_name : NULL;
-    fprintf(f, "%s %s %s %s %d %llu %llums stream=%u proto=h2 tls=%s code=%s%s%s\n", c->peer,
+    fprintf(f, "%s %s %s %s %d %llu %llums stream=%u proto=h2 tls=%s code=%s%s%s%s\n", c->peer,
             q->r.method, q->r.authority ? q->r.authority : "-", q->r.path, q->r.status,
             (unsigned long long)q->r.sent, (unsigned long long)dur, q->id,
             c->tls ? sl_tls_version(c->tls) : "-", sluice_h2_error_name(q->close_code),
-            up ? " upstream=" : "", up ? up : "");
+            up ? " upstream=" : "", up ? up : "", q->r.tags ? q->r.tags : "");
 }
 
 /* ---- callbacks ---------------------------------------------------------- */
@@ -159,7 +160,10 @@ static int submit(sl_conn *c, h2_req *q)
     sluice_nv local[SL_RESP_MAX_HDRS + 1], *nv = local;
     const sluice_nv *hdrs = q->r.xhdrs ? q->r.xhdrs : q->r.hdrs;
     size_t nh = q->r.xhdrs ? q->r.nxhdrs : q->r.nhdrs;
-    if (nh > SL_RESP_MAX_HDRS && !(nv = malloc((nh + 1) * sizeof(*nv))))
+    if (q->r.pol)
+        sl_rpol_response(c, &q->r, hdrs, nh);
+    size_t cap = nh + q->r.nedits;
+    if (cap > SL_RESP_MAX_HDRS && !(nv = malloc((cap + 1) * sizeof(*nv))))
         return sluice_session_submit_rst(c->h2, q->id, SLUICE_H2_INTERNAL_ERROR);
     q->submitted = 1;
     char status[4];
@@ -169,7 +173,9 @@ static int submit(sl_conn *c, h2_req *q)
     status[2] = (char)('0' + st % 10);
     status[3] = 0;
     nv[0] = (sluice_nv){(const uint8_t *)":status", (const uint8_t *)status, 7, 3, 0};
-    if (nh)
+    if (q->r.nedits)
+        nh = sl_rpol_fields(&q->r, hdrs, nh, nv + 1, cap);
+    else if (nh)
         memcpy(nv + 1, hdrs, nh * sizeof(sluice_nv));
     sluice_data_source src = {source_read, q};
     int has_body = q->r.body_kind != SL_BODY_NONE;
@@ -239,6 +245,9 @@ static void process_dirty(sl_conn *c)
 
 static h2_req *new_req(sl_conn *c, uint32_t id, const sluice_nv *nv, size_t n, int end_stream);
 static int answer(sl_conn *c, h2_req *q, const sluice_nv *nv, size_t n);
+static void on_route(sl_req *r, const sluice_nv *nv, size_t n);
+static int hint(sl_req *r, const sluice_nv *nv, size_t n);
+static int push(sl_req *r, const char *path, const sluice_nv *h, size_t n);
 
 static int on_headers(sluice_session *s, uint32_t id, int kind, const sluice_nv *nv, size_t n,
                       int end_stream, void *ud)
@@ -277,6 +286,8 @@ static h2_req *new_req(sl_conn *c, uint32_t id, const sluice_nv *nv, size_t n, i
     const sluice_session_options *ho = &c->gen->cfg->h2;
     q->r.echo_cap = ho->window_adaptive && ho->window_max > ho->initial_window_size
                         ? ho->window_max : ho->initial_window_size;
+    if (c->pol) /* a policy may raise windows up to this */
+        q->r.echo_cap = sl_pol_window_limit(c->gen->cfg);
     q->r.fcache = &c->w->fcache;
     q->r.handler = c->w->handler;
     q->r.handler_ud = c->w->handler_ud;
@@ -288,6 +299,9 @@ static h2_req *new_req(sl_conn *c, uint32_t id, const sluice_nv *nv, size_t n, i
     q->r.no_body = end_stream;
     q->r.notify = notify;
     q->r.front = c;
+    q->r.on_route = on_route;
+    q->r.hint = hint;
+    q->r.push = push;
     q->c = c;
     sluice_session_set_stream_user_data(c->h2, id, q);
     c->open_reqs++;
@@ -322,35 +336,71 @@ static void route_hints(sl_conn *c, h2_req *q)
  * answered as a request for that path would be. A push the session
  * refuses (the client has it open, its stream limit, push turned off) is
  * simply not made. */
+static int push_path(sl_conn *c, h2_req *q, const char *path, const sluice_nv *extra,
+                     size_t nextra)
+{
+    if (q->pushed || !q->r.authority || strcmp(q->r.method, "GET") != 0 || !c->pol_push)
+        return SLUICE_ERR_STATE;
+    const char *scheme = c->tls ? "https" : "http", *auth = q->r.authority;
+    sluice_nv nv[4 + 16] = {
+        {(const uint8_t *)":method", (const uint8_t *)"GET", 7, 3, 0},
+        {(const uint8_t *)":scheme", (const uint8_t *)scheme, 7, strlen(scheme), 0},
+        {(const uint8_t *)":authority", (const uint8_t *)auth, 10, strlen(auth), 0},
+        {(const uint8_t *)":path", (const uint8_t *)path, 5, strlen(path), 0},
+    };
+    if (nextra > 16)
+        nextra = 16;
+    if (nextra)
+        memcpy(nv + 4, extra, nextra * sizeof(*nv));
+    uint32_t pid = 0;
+    int rv = sluice_session_submit_push(c->h2, q->id, nv, 4 + nextra, &pid);
+    if (rv != 0) {
+        sl_log(3, "conn %llu %s: stream %u: push %s skipped: %s", (unsigned long long)c->id,
+               c->peer, q->id, path, sluice_strerror(rv));
+        return rv;
+    }
+    h2_req *p = new_req(c, pid, nv, 4 + nextra, 1);
+    if (!p)
+        return sluice_session_submit_rst(c->h2, pid, SLUICE_H2_INTERNAL_ERROR);
+    p->pushed = 1;
+    answer(c, p, nv, 4 + nextra);
+    return 0;
+}
+
 static void route_push(sl_conn *c, h2_req *q)
 {
     const sl_cfg_route *rt = q->r.route;
-    if (!rt || !rt->npush || q->pushed || !q->r.authority || strcmp(q->r.method, "GET") != 0)
+    if (!rt || !rt->npush)
         return;
-    const char *scheme = c->tls ? "https" : "http", *auth = q->r.authority;
-    for (size_t i = 0; i < rt->npush && sluice_session_push_allowed(c->h2); i++) {
-        const char *path = rt->push[i];
-        sluice_nv nv[4] = {
-            {(const uint8_t *)":method", (const uint8_t *)"GET", 7, 3, 0},
-            {(const uint8_t *)":scheme", (const uint8_t *)scheme, 7, strlen(scheme), 0},
-            {(const uint8_t *)":authority", (const uint8_t *)auth, 10, strlen(auth), 0},
-            {(const uint8_t *)":path", (const uint8_t *)path, 5, strlen(path), 0},
-        };
-        uint32_t pid = 0;
-        int rv = sluice_session_submit_push(c->h2, q->id, nv, 4, &pid);
-        if (rv != 0) {
-            sl_log(3, "conn %llu %s: stream %u: push %s skipped: %s", (unsigned long long)c->id,
-                   c->peer, q->id, path, sluice_strerror(rv));
-            continue;
-        }
-        h2_req *p = new_req(c, pid, nv, 4, 1);
-        if (!p) {
-            sluice_session_submit_rst(c->h2, pid, SLUICE_H2_INTERNAL_ERROR);
-            continue;
-        }
-        p->pushed = 1;
-        answer(c, p, nv, 4);
-    }
+    for (size_t i = 0; i < rt->npush && sluice_session_push_allowed(c->h2); i++)
+        push_path(c, q, rt->push[i], NULL, 0);
+}
+
+/* A policy's stream:push() and stream:hint(). */
+static int push(sl_req *r, const char *path, const sluice_nv *h, size_t n)
+{
+    h2_req *q = (h2_req *)r;
+    return push_path(q->c, q, path, h, n);
+}
+
+static int hint(sl_req *r, const sluice_nv *nv, size_t n)
+{
+    h2_req *q = (h2_req *)r;
+    if (q->submitted)
+        return SLUICE_ERR_STATE; /* 1xx only before the final response */
+    submit_103(q->c, q->id, nv, n);
+    return 0;
+}
+
+/* sl_respond() found the route: its default priority, then the policy,
+ * whose choices win. */
+static void on_route(sl_req *r, const sluice_nv *nv, size_t n)
+{
+    h2_req *q = (h2_req *)r;
+    sl_conn *c = q->c;
+    route_priority(c, q, nv, n);
+    if (c->pol && !q->pushed)
+        sl_rpol_request(c, r, q->id, c->tls ? "https" : "http", nv, n);
 }
 
 /* Route and answer a request: priority, then 103 and pushes, which must
@@ -360,7 +410,6 @@ static int answer(sl_conn *c, h2_req *q, const sluice_nv *nv, size_t n)
     sl_respond(&q->r, c->gen->cfg, nv, n, c->tls ? sl_tls_covers_cb : NULL, c->tls);
     if (q->r.no_body)
         sl_body_feed_end(&q->r);
-    route_priority(c, q, nv, n);
     if (!q->pushed) {
         route_hints(c, q);
         route_push(c, q);
@@ -413,6 +462,10 @@ static int on_stream_close(sluice_session *s, uint32_t id, uint32_t code, void *
         return 0;
     c->open_reqs--;
     undirty(c, q);
+    if (q->r.pol) { /* its handle goes stale now, even if bytes linger */
+        sluice_policy_stream_free(q->r.pol);
+        q->r.pol = NULL;
+    }
     q->close_code = code;
     q->closed = 1;
     c->w->stats.stream_closes[code < 14 ? code : SLUICE_H2_INTERNAL_ERROR]++;
@@ -473,10 +526,13 @@ int sl_h2_start(sl_conn *c, const uint8_t *in, size_t len)
     if (!c->h2_state)
         return SLUICE_ERR_NOMEM;
     c->proto = 1;
-    int rv = sluice_session_new(&c->h2, SLUICE_ROLE_SERVER, &cb, c, &c->gen->cfg->h2, NULL,
-                                now_ns(c));
+    sluice_session_options opt = c->gen->cfg->h2;
+    sl_cpol_start(c, c->tls ? "h2" : "h2c", &opt);
+    int rv = sluice_session_new(&c->h2, SLUICE_ROLE_SERVER, &cb, c, &opt, NULL, now_ns(c));
     if (rv != 0)
         return rv;
+    if (c->pol)
+        sluice_policy_conn_set_session(c->pol, c->h2);
     return len ? sl_h2_input(c, in, len) : 0;
 }
 
@@ -485,6 +541,8 @@ int sl_h2_input(sl_conn *c, const uint8_t *in, size_t len)
     long rv = sluice_session_recv(c->h2, in, len, now_ns(c));
     if (rv < 0) /* the GOAWAY is queued: flush, then close-wait */
         c->close_reason = SL_CLOSE_PROTOCOL;
+    else if (c->pol)
+        sl_cpol_window(c);
     return 0;
 }
 

@@ -99,6 +99,12 @@ struct sl_worker {
     uv_idle_t kick;
     sl_conn *kicked;
     struct sl_uconn *ukicked;
+    /* Lua policies (lua/): this loop's engine and the versions new
+     * connections get (one per policy file of the newest generation). */
+    struct sluice_policy_engine *pe;
+    struct sluice_policy **pols;
+    size_t npols;
+    uint64_t pol_serial;     /* bumped by each reload of the policies */
 };
 
 enum sl_close_reason {
@@ -150,6 +156,15 @@ struct sl_conn {
     uint32_t open_reqs;
     int kicked;
     sl_conn *kick_next;
+    /* Its policy (policyhost.c), if the config has one. */
+    struct sluice_policy_conn *pol;
+    uint32_t pol_hash;       /* of the client's address: which A/B file */
+    uint64_t pol_serial;     /* the worker's serial when it last synced */
+    int pol_push;            /* 0: on_connection turned push off */
+    uint64_t pol_window_at;  /* ms of the last on_window */
+    uint64_t pol_bytes;      /* bytes in + out at that time */
+    uint64_t pol_out;        /* bytes out at that time */
+    uint64_t started_ms;
 };
 
 /* conn.c */

@@ -643,6 +643,7 @@ static sl_proxy *px_new(sl_uprt *rt, size_t group)
 void sl_proxy_start(sl_req *r, const sl_config *cfg, const sl_cfg_route *rt,
                     const sluice_nv *nv, size_t n)
 {
+    (void)cfg; /* the request's generation (r->gen) decides */
     sl_uprt *up = r->w ? sl_uprt_get(r->w, r->gen) : NULL;
     sl_proxy *px = up ? px_new(up, rt->upstream) : NULL;
     if (!px) {
@@ -661,10 +662,10 @@ void sl_proxy_start(sl_req *r, const sl_config *cfg, const sl_cfg_route *rt,
     if (!px->has_body)
         px->req_eof = 1;
     /* The client may send a whole stream window before we credit any. */
-    if (r->front_h2 && cfg->h2.initial_window_size > px->req.cap)
-        px->req.cap = cfg->h2.initial_window_size;
-    if (r->front_h2 && cfg->h2.window_adaptive && cfg->h2.window_max > px->req.cap)
-        px->req.cap = cfg->h2.window_max; /* adaptive windows may grow to it */
+    /* A whole client stream window must fit: the front end says how big
+     * it may get (adaptive windows, a policy's). */
+    if (r->front_h2 && r->echo_cap > px->req.cap)
+        px->req.cap = r->echo_cap;
     if (build_request(px, r, rt, nv, n) != 0) {
         r->status = 502;
         give_error(px, 502);

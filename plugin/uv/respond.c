@@ -16,6 +16,7 @@
 #include "fcache.h"
 #include "proxy.h"
 #include "respond.h"
+#include "policyhost.h"
 #include "tls.h"
 
 const char *sl_status_text(int status)
@@ -467,11 +468,24 @@ void sl_respond(sl_req *r, const sl_config *cfg, const sluice_nv *nv, size_t n,
         r->nhdrs = r->hlen = 0;
     }
     const sl_cfg_route *rt = find_route(cfg, r->authority, r->path);
+    r->route = rt;
+    if (r->on_route) {
+        r->on_route(r, nv, n);
+        if (r->status) /* a policy answered */
+            return;
+        if (r->pol_upstream) { /* a policy chose the upstream */
+            r->pol_route = rt && rt->kind == SL_ROUTE_PROXY ? *rt : (sl_cfg_route){
+                .forwarded = {.via = 1, .x_forwarded_for = 1, .x_forwarded_proto = 1}};
+            r->pol_route.kind = SL_ROUTE_PROXY;
+            r->pol_route.upstream = r->pol_upstream - 1;
+            sl_proxy_start(r, cfg, &r->pol_route, nv, n);
+            return;
+        }
+    }
     if (!rt) {
         sl_respond_error(r, 404);
         return;
     }
-    r->route = rt;
     switch (rt->kind) {
     case SL_ROUTE_STATIC: respond_static(r, rt, nv, n); return;
     case SL_ROUTE_ECHO: respond_echo(r, nv, n); return;
@@ -647,6 +661,7 @@ int sl_respond_owned_body(sl_req *r, const void *body, size_t len)
 
 void sl_req_free(sl_req *r)
 {
+    sl_rpol_free(r);
     sl_proxy_detach(r);
     free(r->owned);
     if (r->fentry)

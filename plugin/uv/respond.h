@@ -95,6 +95,21 @@ typedef struct sl_req {
     void *front;
     /* The route that answered (urgency, hints, push), NULL without one. */
     const sl_cfg_route *route;
+    /* Called by sl_respond() once the route is known (r->route, maybe
+     * NULL), before it answers: the front end's route priority and the
+     * policy's on_request. A status set by it answers the request. */
+    void (*on_route)(struct sl_req *r, const sluice_nv *nv, size_t n);
+    /* Lua policies (policyhost.c): the stream's handle and what its hooks
+     * asked for. hint and push are the front end's (push: HTTP/2 only). */
+    struct sluice_policy_stream *pol;
+    int (*hint)(struct sl_req *r, const sluice_nv *nv, size_t n);
+    int (*push)(struct sl_req *r, const char *path, const sluice_nv *h, size_t n);
+    size_t pol_upstream;     /* 1 + index into cfg->upstreams; 0: the route's */
+    sl_cfg_route pol_route;  /* the route used for pol_upstream */
+    char *tags;              /* " key=value" pairs for the access log */
+    size_t tags_len;
+    struct sl_hedit *edits;  /* response field edits, applied at submit */
+    size_t nedits;
 } sl_req;
 
 /* Route a request and fill the response. nv: the request's fields (valid

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "host.h"
+#include "policyhost.h"
 #include "proxy.h"
 #include "worker.h"
 
@@ -82,6 +83,12 @@ sl_gen *sl_gen_new(sl_config *cfg, char *err, size_t errlen)
     }
     g->cfg = cfg;
     g->refs = 1;
+    /* Config and policies switch together: a policy that does not load
+     * fails the generation. */
+    if (sl_policy_check(cfg, err, errlen) != 0) {
+        free(g);
+        return NULL;
+    }
     int tls = 0;
     for (size_t i = 0; i < cfg->nlistens; i++)
         tls |= cfg->listens[i].tls;
@@ -376,6 +383,7 @@ static void on_wake(uv_async_t *a)
     if (g) { /* new connections get it; open ones keep theirs */
         sl_gen_unref(w->gen);
         w->gen = g;
+        sl_wpol_load(w, g); /* new connections at once, open ones at their next hook */
         sl_uprt_retire(w, 0); /* pools of the old generation close */
         if (g->cfg->nupstreams && !w->stopping)
             sl_uprt_get(w, g); /* health checks start now, not at the first request */
@@ -424,6 +432,8 @@ int sl_worker_init(sl_worker *w, uv_loop_t *loop)
     w->kick.data = w;
     if (w->gen && w->gen->cfg->nupstreams)
         sl_uprt_get(w, w->gen);
+    if (w->gen)
+        sl_wpol_load(w, w->gen);
     sl_listen_plan *plan = w->pending_plan;
     w->pending_plan = NULL;
     apply_plan(w, plan, w->pending_nplan);
@@ -487,6 +497,7 @@ void sl_worker_join(sl_worker *w)
 
 void sl_worker_release(sl_worker *w)
 {
+    sl_wpol_free(w);
     sl_fcache_free(&w->fcache);
     if (w->pending_gen)
         sl_gen_unref(w->pending_gen);

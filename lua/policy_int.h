@@ -1,0 +1,105 @@
+/* policy_int.h — the policy engine's objects, shared by the engine
+ * (policy.c), the Lua bindings (bind.c) and the deferred actions (act.c). */
+#ifndef SL_LUA_POLICY_INT_H
+#define SL_LUA_POLICY_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+
+#include "sandbox.h"
+#include "shared.h"
+#include "sluice/policy.h"
+
+enum sl_hook { SL_ON_CONNECTION, SL_ON_REQUEST, SL_ON_RESPONSE, SL_ON_WINDOW, SL_ON_CLOSE,
+               SL_NHOOKS };
+
+/* What a hook asked for; applied only when the hook returned cleanly. */
+enum sl_act_kind {
+    SL_ACT_PRIORITY, SL_ACT_PUSH, SL_ACT_HINT, SL_ACT_RESPOND, SL_ACT_UPSTREAM, SL_ACT_TAG,
+    SL_ACT_HEADER, SL_ACT_STREAM_WINDOW, SL_ACT_CONN_WINDOW, SL_ACT_SETTINGS, SL_ACT_RATE
+};
+
+typedef struct sl_act {
+    int kind;
+    struct sluice_policy_stream *ps;   /* NULL for connection actions */
+    int a, b;                          /* urgency/incremental, status, add, rate kind */
+    uint32_t u32[12];                  /* windows, settings pairs, rate */
+    size_t nu32;
+    char *s1, *s2;                     /* path/name/key, value/body (in the arena) */
+    size_t l2;
+    sluice_nv *nv;                     /* push headers, hint fields (arena) */
+    size_t nnv;
+} sl_act;
+
+struct sluice_policy_engine {
+    sluice_policy_options opt;
+    sluice_policy_host host;
+    void *ud;
+    sl_lshared *shared;
+    uint32_t live;                     /* policies not yet freed */
+};
+
+struct sluice_policy {
+    sluice_policy_engine *e;
+    int refs;
+    char *name;
+    sl_lbox *box;
+    lua_State *L;
+    int hook[SL_NHOOKS];               /* registry refs, LUA_NOREF if absent */
+    unsigned hooks;
+    int req_ref, res_ref;              /* reused message handles */
+    sluice_policy_stats stats;
+    /* The running call: its connection and the actions it queued. */
+    struct sluice_policy_conn *cur;
+    struct sluice_policy_stream *cur_stream;
+    sl_act *acts;
+    size_t nacts, acts_cap;
+    char *arena;                       /* strings and fields of the actions */
+    size_t arena_len, arena_cap;
+};
+
+struct sluice_policy_conn {
+    sluice_policy *p;
+    void *ud;
+    sluice_session *s;
+    int ref;                           /* its handle in p's state, or LUA_NOREF */
+    struct sluice_policy_stream *streams;
+    char *strs;                        /* the info strings, one allocation */
+    sluice_policy_conn_info info;
+    /* During on_connection: the options being decided. */
+    sluice_session_options *opt;
+    int *push_allowed;
+    uint32_t window_limit;             /* 0: none */
+};
+
+struct sluice_policy_stream {
+    sluice_policy_conn *pc;
+    uint32_t id;
+    void *ud;
+    int ref;
+    struct sluice_policy_stream *prev, *next;
+};
+
+/* bind.c: metatables, the `sluice` module and `shared` in a new state. */
+int sl_bind_open(sluice_policy *p);
+void sl_bind_push_conn(sluice_policy *p, sluice_policy_conn *pc);
+void sl_bind_push_stream(sluice_policy *p, sluice_policy_stream *ps);
+/* A handle's object is gone (or the connection moved to another version). */
+void sl_bind_invalidate(lua_State *L, int *ref);
+/* The reusable req/res handle, pointing at m for the call. */
+void sl_bind_push_message(sluice_policy *p, int which, const sluice_policy_message *m);
+void sl_bind_clear_message(sluice_policy *p, int which);
+void sl_bind_push_stats(lua_State *L, const sluice_policy_conn_stats *st);
+
+/* act.c */
+sl_act *sl_act_new(sluice_policy *p, int kind, sluice_policy_stream *ps);
+char *sl_act_str(sluice_policy *p, const char *s, size_t len);
+void *sl_act_mem(sluice_policy *p, size_t n);
+void sl_act_apply(sluice_policy *p);
+void sl_act_drop(sluice_policy *p);
+void sl_plog(sluice_policy_engine *e, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif /* SL_LUA_POLICY_INT_H */
