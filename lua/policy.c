@@ -137,11 +137,14 @@ typedef struct take_ctx {
 static int take_hooks(sluice_policy *p, int has_table, char *err, size_t errlen)
 {
     lua_State *L = p->L;
+    /* Raw lookups: a metamethod here would run outside any budget. */
+    if (has_table)
+        lua_pushvalue(L, 2);
+    else
+        lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
     for (int i = 0; i < SL_NHOOKS; i++) {
-        if (has_table)
-            lua_getfield(L, 2, hook_names[i]);
-        else
-            lua_getglobal(L, hook_names[i]);
+        lua_pushstring(L, hook_names[i]);
+        lua_rawget(L, -2);
         int t = lua_type(L, -1);
         if (t == LUA_TNIL) {
             lua_pop(L, 1);

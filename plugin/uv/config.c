@@ -1467,7 +1467,7 @@ static void rd_policy_files(loader *ld, lua_State *L, int v, void *obj, const fi
 
 static void rd_split(loader *ld, lua_State *L, int v, void *obj, const field *f)
 {
-    static const char *const names[] = {"client_hash", NULL}; /* enum sl_policy_split - 1 */
+    static const char *const names[] = {"client_hash", NULL}; /* enum sl_policy_split, from 1 */
     *SLOT(obj, f, int) = SL_SPLIT_CLIENT_HASH + choose(ld, L, v, f, names);
 }
 

@@ -1194,3 +1194,255 @@ TEST(http2_adaptive_windows)
           "t.lua:2: http2: window_min (32m) is above window_max (16m)");
     tdir_leave(&t);
 }
+
+/* ---- policy { ... } ------------------------------------------------------------ */
+
+#define P_LUA "return { on_request = function(s, r) s:tag(\"x\", r.path) end }\n"
+
+TEST(policy_defaults)
+{
+    tdir t;
+    CHECK(tdir_enter(&t) == 0);
+    sl_config *c = load_ok(LISTEN);
+    CHECK(c);
+    const sl_cfg_policy *p = &c->policy;
+    CHECK(p->files == NULL && p->where.file == NULL);
+    CHECK_INT(p->nfiles, 0);
+    CHECK_INT(p->split, SL_SPLIT_NONE);
+    sluice_policy_options lim;
+    sluice_policy_options_init(&lim);
+    CHECK(memcmp(&p->limits, &lim, sizeof lim) == 0);
+    CHECK_INT(p->window_interval, 100);
+    CHECK_INT(p->watch, 0);
+    sl_config_free(c);
+    /* A policy with no limits given keeps the same defaults. */
+    CHECK(put("p.lua", P_LUA) == 0);
+    c = load_ok(LISTEN "policy { file = \"p.lua\" }\n");
+    CHECK(c);
+    p = &c->policy;
+    CHECK_INT(p->nfiles, 1);
+    CHECK(same_path(p->files[0].path, &t, "p.lua"));
+    CHECK_INT(p->files[0].len, strlen(P_LUA));
+    CHECK_STR(p->files[0].src, P_LUA);
+    CHECK_INT(p->split, SL_SPLIT_NONE);
+    CHECK(memcmp(&p->limits, &lim, sizeof lim) == 0);
+    CHECK_INT(p->window_interval, 100);
+    CHECK_INT(p->watch, 0);
+    CHECK_STR(p->where.file, "t.lua");
+    CHECK_INT(p->where.line, 2);
+    sl_config_free(c);
+    tdir_leave(&t);
+}
+
+TEST(policy_every_field)
+{
+    tdir t;
+    CHECK(tdir_enter(&t) == 0);
+    CHECK(put("a.lua", P_LUA) == 0 && put("b.lua", "-- b\n") == 0);
+    sl_config *c = load_ok(LISTEN "\n"
+                           "policy { files = { \"a.lua\", \"./b.lua\" }, split = \"client_hash\",\n"
+                           "         instructions = 2000000, time = 0.25, memory = \"64m\",\n"
+                           "         max_string = \"512k\", shared_keys = 500,\n"
+                           "         shared_memory = 8388608, window_interval = 0.25,\n"
+                           "         watch = true }\n");
+    CHECK(c);
+    const sl_cfg_policy *p = &c->policy;
+    CHECK_INT(p->nfiles, 2);
+    CHECK(same_path(p->files[0].path, &t, "a.lua"));
+    CHECK(same_path(p->files[1].path, &t, "b.lua"));
+    CHECK_MEM(p->files[0].src, p->files[0].len, P_LUA, strlen(P_LUA));
+    CHECK_MEM(p->files[1].src, p->files[1].len + 1, "-- b\n", 6); /* NUL-terminated */
+    CHECK_INT(p->split, SL_SPLIT_CLIENT_HASH);
+    CHECK_INT(p->limits.max_instructions, 2000000);
+    CHECK_INT(p->limits.max_time_ns, 250000000);
+    CHECK_INT(p->limits.max_memory, 64 << 20);
+    CHECK_INT(p->limits.max_string, 512 << 10);
+    CHECK_INT(p->limits.shared_max_keys, 500);
+    CHECK_INT(p->limits.shared_max_bytes, 8 << 20);
+    CHECK_INT(p->window_interval, 250);
+    CHECK_INT(p->watch, 1);
+    CHECK_STR(p->where.file, "t.lua");
+    CHECK_INT(p->where.line, 3); /* the line of the call */
+    sl_config_free(c);
+    /* Fractions of seconds, rounded like timeouts{}; watch = false. */
+    c = load_ok(LISTEN "policy { file = \"a.lua\", time = 0.0015, window_interval = 0.0155,\n"
+                "         memory = 1048576, watch = false }\n");
+    CHECK(c);
+    CHECK_INT(c->policy.limits.max_time_ns, 1500000);
+    CHECK_INT(c->policy.window_interval, 16);
+    CHECK_INT(c->policy.limits.max_memory, 1 << 20);
+    CHECK_INT(c->policy.watch, 0);
+    sl_config_free(c);
+    tdir_leave(&t);
+}
+
+TEST(policy_relative_paths)
+{
+    tdir t;
+    CHECK(tdir_enter(&t) == 0);
+    CHECK(mkdir("conf", 0755) == 0 && mkdir("conf/policies", 0755) == 0);
+    CHECK(mkdir("elsewhere", 0755) == 0);
+    CHECK(put("conf/policies/a.lua", "-- a\n") == 0 && put("elsewhere/b.lua", "-- b\n") == 0);
+    char text[PATH_MAX + 256];
+    snprintf(text, sizeof text,
+             LISTEN "policy { files = { \"policies/a.lua\", \"%s/elsewhere/b.lua\" },\n"
+             "         split = \"client_hash\" }\n", t.real);
+    CHECK(put("conf/sluice.lua", text) == 0);
+    char err[1024] = "";
+    sl_config *c = NULL;
+    CHECK_INT(sl_config_load("conf/sluice.lua", &c, err, sizeof err), 0);
+    CHECK(same_path(c->policy.files[0].path, &t, "conf/policies/a.lua"));
+    CHECK(same_path(c->policy.files[1].path, &t, "elsewhere/b.lua"));
+    CHECK_STR(c->policy.files[0].src, "-- a\n");
+    CHECK_STR(c->policy.files[1].src, "-- b\n");
+    CHECK_STR(c->policy.where.file, "conf/sluice.lua");
+    sl_config_free(c);
+    /* Not relative to the working directory: there is no policies/a.lua here. */
+    CHECK(put("conf/bad.lua", LISTEN "policy { file = \"a.lua\" }\n") == 0);
+    CHECK_INT(sl_config_load("conf/bad.lua", &c, err, sizeof err), INVAL);
+    char want[PATH_MAX + 200];
+    snprintf(want, sizeof want, "conf/bad.lua:2: policy: %s/conf/a.lua: No such file or "
+             "directory", t.real);
+    CHECK_STR(err, want);
+    CHECK(c == NULL);
+    tdir_leave(&t);
+}
+
+TEST(policy_checks)
+{
+    tdir t;
+    CHECK(tdir_enter(&t) == 0);
+    CHECK(put("p.lua", P_LUA) == 0 && put("q.lua", P_LUA) == 0);
+    FAILS(LISTEN "policy \"p.lua\"\n", "t.lua:2: policy expects a table, got string");
+    FAILS(LISTEN "policy {}\n", "t.lua:2: policy: exactly one of file, files is required");
+    FAILS(LISTEN "policy { file = \"p.lua\", files = { \"q.lua\" } }\n",
+          "t.lua:2: policy: exactly one of file, files is required");
+    FAILS(LISTEN "policy { file = \"p.lua\" }\n\npolicy { file = \"q.lua\" }\n",
+          "t.lua:4: policy: declared twice, first at t.lua:2");
+    FAILS(LISTEN "policy { fle = \"p.lua\" }\n",
+          "t.lua:2: policy: unknown key 'fle' (known: file, files, split, instructions, time, "
+          "memory, max_string, shared_keys, shared_memory, window_interval, watch)");
+    FAILS(LISTEN "policy { file = 5 }\n", "t.lua:2: policy: file must be a string, got number");
+    FAILS(LISTEN "policy { file = \"\" }\n", "t.lua:2: policy: file must not be empty");
+    FAILS(LISTEN "policy { files = \"p.lua\" }\n",
+          "t.lua:2: policy: files must be a list of paths, got string");
+    FAILS(LISTEN "policy { files = {} }\n", "t.lua:2: policy: files must not be empty");
+    FAILS(LISTEN "policy { files = { a = \"p.lua\" } }\n",
+          "t.lua:2: policy: files must be a list, as in { \"a\", \"b\" }");
+    FAILS(LISTEN "policy { files = { \"p.lua\", 7 }, split = \"client_hash\" }\n",
+          "t.lua:2: policy: files: entries must be strings, got number");
+    FAILS(LISTEN "policy { files = { \"p.lua\", \"\" }, split = \"client_hash\" }\n",
+          "t.lua:2: policy: files: entry 2 is empty");
+    FAILS(LISTEN "local f = {}\nfor i = 1, 9 do f[i] = \"p.lua\" end\n"
+          "policy { files = f, split = \"client_hash\" }\n",
+          "t.lua:4: policy: files: at most 8 entries, got 9");
+    FAILS(LISTEN "policy { files = { \"p.lua\", \"q.lua\" } }\n",
+          "t.lua:2: policy: 2 files need split = \"client_hash\" to choose one per connection");
+    FAILS(LISTEN "policy { file = \"p.lua\", split = \"client_hash\" }\n",
+          "t.lua:2: policy: split needs several files");
+    FAILS(LISTEN "policy { files = { \"p.lua\" }, split = \"client_hash\" }\n",
+          "t.lua:2: policy: split needs several files");
+    FAILS(LISTEN "policy { files = { \"p.lua\", \"q.lua\" }, split = \"random\" }\n",
+          "t.lua:2: policy: split must be 'client_hash', got 'random'");
+    FAILS(LISTEN "policy { file = \"p.lua\", watch = \"yes\" }\n",
+          "t.lua:2: policy: watch must be true or false, got string");
+    FAILS(LISTEN "policy = { file = \"p.lua\" }\n",
+          "t.lua:2: policy is a directive: call it, do not assign to it");
+    /* Eight files are allowed. */
+    sl_config *c = load_ok(LISTEN "local f = {}\nfor i = 1, 8 do f[i] = \"p.lua\" end\n"
+                           "policy { files = f, split = \"client_hash\" }\n");
+    CHECK(c);
+    CHECK_INT(c->policy.nfiles, 8);
+    CHECK_STR(c->policy.files[7].src, P_LUA);
+    sl_config_free(c);
+    tdir_leave(&t);
+}
+
+TEST(policy_limits_checked)
+{
+    tdir t;
+    CHECK(tdir_enter(&t) == 0);
+    CHECK(put("p.lua", P_LUA) == 0);
+#define PL LISTEN "policy { file = \"p.lua\", "
+    FAILS(PL "instructions = 0 }\n",
+          "t.lua:2: policy: instructions must be an integer in 1000..10000000000, got 0");
+    FAILS(PL "instructions = -5 }\n",
+          "t.lua:2: policy: instructions must be an integer in 1000..10000000000, got -5");
+    FAILS(PL "instructions = 1e11 }\n",
+          "t.lua:2: policy: instructions must be an integer in 1000..10000000000, got "
+          "100000000000");
+    FAILS(PL "instructions = \"1m\" }\n",
+          "t.lua:2: policy: instructions must be a number, got string");
+    FAILS(PL "time = 0 }\n", "t.lua:2: policy: time must be in 0.001..60 seconds, got 0");
+    FAILS(PL "time = -1 }\n", "t.lua:2: policy: time must be in 0.001..60 seconds, got -1");
+    FAILS(PL "time = 61 }\n", "t.lua:2: policy: time must be in 0.001..60 seconds, got 61");
+    FAILS(PL "time = \"50ms\" }\n",
+          "t.lua:2: policy: time must be a number of seconds, got string");
+    FAILS(PL "memory = 0 }\n", "t.lua:2: policy: memory must be a size in 1m..16g, got 0");
+    FAILS(PL "memory = -1 }\n", "t.lua:2: policy: memory must be a size in 1m..16g, got -1");
+    FAILS(PL "memory = \"512k\" }\n",
+          "t.lua:2: policy: memory must be a size in 1m..16g, got '512k'");
+    FAILS(PL "memory = \"32 MB\" }\n", "t.lua:2: policy: memory must be a size such as 65536, "
+          "\"64k\", \"16m\" or \"1g\", got '32 MB'");
+    FAILS(PL "max_string = 0 }\n", "t.lua:2: policy: max_string must be a size in 1k..1g, got 0");
+    FAILS(PL "max_string = \"2g\" }\n",
+          "t.lua:2: policy: max_string must be a size in 1k..1g, got '2g'");
+    FAILS(PL "shared_keys = 0 }\n",
+          "t.lua:2: policy: shared_keys must be an integer in 1..10000000, got 0");
+    FAILS(PL "shared_keys = 1.5 }\n",
+          "t.lua:2: policy: shared_keys must be an integer in 1..10000000, got 1.5");
+    FAILS(PL "shared_memory = 0 }\n",
+          "t.lua:2: policy: shared_memory must be a size in 1k..16g, got 0");
+    FAILS(PL "window_interval = 0 }\n",
+          "t.lua:2: policy: window_interval must be in 0.01..60 seconds, got 0");
+    FAILS(PL "window_interval = -0.1 }\n",
+          "t.lua:2: policy: window_interval must be in 0.01..60 seconds, got -0.1");
+#undef PL
+    tdir_leave(&t);
+}
+
+/* The text is read when the config is loaded; errors name the config's
+ * file and the line of the policy call. */
+TEST(policy_file_read)
+{
+    tdir t;
+    char want[PATH_MAX + 200];
+    CHECK(tdir_enter(&t) == 0);
+    CHECK(mkdir("dir.lua", 0755) == 0);
+    snprintf(want, sizeof want, "t.lua:3: policy: %s/nope.lua: No such file or directory", t.real);
+    FAILS(LISTEN "\npolicy {\n  file = \"nope.lua\",\n}\n", want);
+    snprintf(want, sizeof want, "t.lua:2: policy: %s/dir.lua: Is a directory", t.real);
+    FAILS(LISTEN "policy { file = \"dir.lua\" }\n", want);
+    CHECK(mkfifo("fifo.lua", 0644) == 0);
+    snprintf(want, sizeof want, "t.lua:2: policy: %s/fifo.lua: not a regular file", t.real);
+    FAILS(LISTEN "policy { file = \"fifo.lua\" }\n", want);
+    /* The second of two files: its own path in the message. */
+    CHECK(put("a.lua", "") == 0);
+    snprintf(want, sizeof want, "t.lua:2: policy: %s/b.lua: No such file or directory", t.real);
+    FAILS(LISTEN "policy { files = { \"a.lua\", \"b.lua\" }, split = \"client_hash\" }\n", want);
+    /* An empty file is a policy without hooks; exactly 1 MiB is allowed,
+     * any bytes (NUL too) are kept as they are. */
+    sl_config *c = load_ok(LISTEN "policy { file = \"a.lua\" }\n");
+    CHECK(c);
+    CHECK_INT(c->policy.files[0].len, 0);
+    CHECK_STR(c->policy.files[0].src, "");
+    sl_config_free(c);
+    size_t big = (size_t)1 << 20;
+    char *text = malloc(big + 1);
+    CHECK(text);
+    memset(text, '-', big);
+    memcpy(text + big - 4, "\0x\n\n", 4);
+    FILE *f = fopen("big.lua", "wb");
+    CHECK(f && fwrite(text, 1, big, f) == big && fclose(f) == 0);
+    c = load_ok(LISTEN "policy { file = \"big.lua\" }\n");
+    CHECK(c);
+    CHECK_INT(c->policy.files[0].len, big);
+    CHECK(memcmp(c->policy.files[0].src, text, big) == 0 && c->policy.files[0].src[big] == 0);
+    sl_config_free(c);
+    f = fopen("big.lua", "ab");
+    CHECK(f && fputc('\n', f) == '\n' && fclose(f) == 0);
+    free(text);
+    snprintf(want, sizeof want, "t.lua:2: policy: %s/big.lua: larger than 1 MiB", t.real);
+    FAILS(LISTEN "policy { file = \"big.lua\" }\n", want);
+    tdir_leave(&t);
+}
