@@ -216,8 +216,7 @@ static size_t parse_budget(sl_h1conn *h, size_t len)
     }
     if (!h->req || h->req->body_kind != SL_BODY_ECHO)
         return len;
-    size_t room = h->req->buf_cap ? h->req->buf_cap - (size_t)(h->req->written - h->req->released)
-                                  : SL_ECHO_BUF;
+    size_t room = h->req->echo.cap ? sl_ring_room(&h->req->echo) : SL_ECHO_BUF;
     return len < room ? len : room;
 }
 

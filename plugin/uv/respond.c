@@ -547,23 +547,16 @@ static long read_file(sl_req *r, const uint8_t **p, size_t max, int *eof)
 
 static long read_echo(sl_req *r, const uint8_t **p, size_t max, int *eof)
 {
-    uint64_t ready = r->written - r->handed_end;
-    if (ready == 0) {
+    if (sl_ring_ready(&r->echo) == 0) {
         if (r->in_eof) {
             *eof = 1;
             return 0;
         }
         return SLUICE_ERR_AGAIN;
     }
-    size_t at = (size_t)(r->handed_end % r->buf_cap);
-    size_t n = r->buf_cap - at; /* contiguous up to the wrap */
-    if (n > ready)
-        n = (size_t)ready;
-    if (n > max)
-        n = max;
-    *p = r->buf + at;
+    size_t n = sl_ring_take(&r->echo, p, max);
     r->handed_end += n;
-    *eof = r->in_eof && r->handed_end == r->written;
+    *eof = r->in_eof && sl_ring_ready(&r->echo) == 0;
     return (long)n;
 }
 
@@ -603,6 +596,7 @@ long sl_body_read(sl_req *r, const uint8_t **p, size_t max, int *eof)
 void sl_body_released(sl_req *r, size_t n)
 {
     if (r->body_kind == SL_BODY_ECHO) {
+        sl_ring_release(&r->echo, n);
         r->released += n;
         return;
     }
@@ -620,23 +614,10 @@ size_t sl_body_feed(sl_req *r, const uint8_t *d, size_t n)
         return sl_proxy_req_body(r, d, n);
     if (r->body_kind != SL_BODY_ECHO)
         return n; /* discarded */
-    if (!r->buf) {
-        size_t cap = r->echo_cap > SL_ECHO_BUF ? r->echo_cap : SL_ECHO_BUF;
-        r->buf = malloc(cap);
-        if (!r->buf)
-            return 0;
-        r->buf_cap = cap;
-    }
-    size_t room = r->buf_cap - (size_t)(r->written - r->released);
-    if (n > room)
-        n = room;
-    for (size_t done = 0; done < n;) {
-        size_t at = (size_t)(r->written % r->buf_cap);
-        size_t k = r->buf_cap - at < n - done ? r->buf_cap - at : n - done;
-        memcpy(r->buf + at, d + done, k);
-        r->written += k;
-        done += k;
-    }
+    if (!r->echo.cap) /* a whole stream window must fit; memory follows use */
+        r->echo.cap = r->echo_cap > SL_ECHO_BUF ? r->echo_cap : SL_ECHO_BUF;
+    n = sl_ring_put(&r->echo, d, n);
+    r->written += n;
     return n;
 }
 
@@ -669,6 +650,7 @@ void sl_req_free(sl_req *r)
     if (r->fd >= 0)
         close(r->fd);
     free(r->buf);
+    sl_ring_free(&r->echo);
     free(r->path);
     free(r->authority);
     free(r);

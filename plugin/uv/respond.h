@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "ring.h"
 #include "sluice.h"
 
 enum sl_body_kind { SL_BODY_NONE, SL_BODY_MEM, SL_BODY_FILE, SL_BODY_ECHO, SL_BODY_PROXY };
@@ -67,6 +68,7 @@ typedef struct sl_req {
      * bytes never exceed the ring when the window is at most SL_ECHO_BUF. */
     uint64_t released, handed_end, written;
     size_t echo_cap;         /* ring size: at least the peer's window */
+    sl_ring echo;            /* SL_BODY_ECHO: the body, memory as it arrives */
     int in_eof;              /* echo: the request body has ended */
     int waiting;             /* the body source said AGAIN */
     /* Set by the front end before sl_respond(), for the proxy. */

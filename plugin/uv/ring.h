@@ -7,13 +7,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The ring is made of segments allocated as bytes first reach them, so its
+ * memory follows the bytes in flight, not its capacity (a request ring
+ * must be able to hold a whole stream window, up to 16 MiB with adaptive
+ * windows, though most hold a few KiB). Segments never move: borrowed
+ * bytes stay valid while others are put. */
+#define SL_RING_SEG ((size_t)64 * 1024)
+
 /* Positions only grow; index = pos % cap. [rd, hd) is borrowed, [hd, wr)
- * is ready, the rest is free. */
+ * is ready, the rest is free. Set cap (then leave it) before the first put. */
 typedef struct sl_ring {
-    uint8_t *buf;
+    uint8_t **segs;
     size_t cap;
     uint64_t rd, hd, wr;
 } sl_ring;
+
+static inline size_t sl_ring_seg(const sl_ring *g)
+{
+    return g->cap < SL_RING_SEG ? g->cap : SL_RING_SEG;
+}
 
 static inline size_t sl_ring_room(const sl_ring *g)
 {
@@ -30,41 +42,46 @@ static inline size_t sl_ring_borrowed(const sl_ring *g)
     return (size_t)(g->hd - g->rd);
 }
 
-/* Copy in up to the room; returns bytes taken (0 if the buffer cannot be
- * allocated: it is allocated on first use, most rings never see a byte). */
+/* Copy in up to the room; returns bytes taken (fewer if memory runs out). */
 static inline size_t sl_ring_put(sl_ring *g, const uint8_t *d, size_t n)
 {
-    if (!g->buf && n) {
-        g->buf = malloc(g->cap);
-        if (!g->buf)
+    size_t seg = sl_ring_seg(g);
+    if (!n || !seg)
+        return 0;
+    if (!g->segs) {
+        g->cap = (g->cap + seg - 1) / seg * seg; /* whole segments */
+        g->segs = calloc(g->cap / seg, sizeof(*g->segs));
+        if (!g->segs)
             return 0;
     }
     size_t room = sl_ring_room(g);
     if (n > room)
         n = room;
-    for (size_t done = 0; done < n;) {
-        size_t at = (size_t)(g->wr % g->cap), k = g->cap - at;
-        if (k > n - done)
-            k = n - done;
-        memcpy(g->buf + at, d + done, k);
+    size_t done = 0;
+    while (done < n) {
+        size_t at = (size_t)(g->wr % g->cap), i = at / seg, off = at % seg;
+        if (!g->segs[i] && !(g->segs[i] = malloc(seg)))
+            break;
+        size_t k = seg - off < n - done ? seg - off : n - done;
+        memcpy(g->segs[i] + off, d + done, k);
         g->wr += k;
         done += k;
     }
-    return n;
+    return done;
 }
 
-/* Borrow up to max ready bytes, contiguous (up to the wrap). */
+/* Borrow up to max ready bytes, contiguous (up to a segment's end). */
 static inline size_t sl_ring_take(sl_ring *g, const uint8_t **p, size_t max)
 {
-    size_t ready = sl_ring_ready(g);
+    size_t ready = sl_ring_ready(g), seg = sl_ring_seg(g);
     if (ready == 0)
         return 0;
-    size_t at = (size_t)(g->hd % g->cap), n = g->cap - at;
+    size_t at = (size_t)(g->hd % g->cap), n = seg - at % seg;
     if (n > ready)
         n = ready;
     if (n > max)
         n = max;
-    *p = g->buf + at;
+    *p = g->segs[at / seg] + at % seg;
     g->hd += n;
     return n;
 }
@@ -84,8 +101,11 @@ static inline void sl_ring_unborrow(sl_ring *g)
 
 static inline void sl_ring_free(sl_ring *g)
 {
-    free(g->buf);
-    g->buf = NULL;
+    size_t seg = sl_ring_seg(g);
+    for (size_t i = 0; g->segs && i < g->cap / seg; i++)
+        free(g->segs[i]);
+    free(g->segs);
+    g->segs = NULL;
 }
 
 #endif /* SL_UV_RING_H */
