@@ -461,6 +461,11 @@ SLUICE_API int sluice_session_set_priority(sluice_session *s, uint32_t stream_id
                                            int urgency, int incremental);
 SLUICE_API int sluice_session_get_priority(const sluice_session *s, uint32_t stream_id,
                                            int *urgency, int *incremental);
+/* 1 when the client signalled this stream's priority itself (a `priority`
+ * field, RFC 7540 priority fields or frames while those count, or a
+ * PRIORITY_UPDATE, also one sent before the request), so a host's default
+ * should stay out of the way; 0 if not; SLUICE_ERR_NOT_FOUND. */
+SLUICE_API int sluice_session_priority_signalled(const sluice_session *s, uint32_t stream_id);
 
 /* ---- server push (RFC 9113 §8.4) ------------------------------------------ */
 

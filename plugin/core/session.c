@@ -444,3 +444,9 @@ int sluice_session_set_rate(sluice_session *s, int kind, sluice_rate rate)
         b->level = level;
     return 0;
 }
+
+int sluice_session_priority_signalled(const sluice_session *s, uint32_t stream_id)
+{
+    const sl_stream *st = s ? sl_session_stream(s, stream_id) : NULL;
+    return st ? st->prio_signalled : SLUICE_ERR_NOT_FOUND;
+}

@@ -284,12 +284,16 @@ static void request_priority(sluice_session *s, sl_stream *st)
         s->rfc9218_seen = 1;
     else if (s->hb.has_pri && use_7540(s))
         u = sl_priority_from_weight(s->hb.pri.weight);
+    else
+        have = s->hb.has_pri && use_7540(s);
     for (size_t i = 0; i < sizeof(s->prio_idle) / sizeof(s->prio_idle[0]); i++)
         if (s->prio_idle[i].id == st->id) {
             u = s->prio_idle[i].urgency;
             inc = s->prio_idle[i].incremental;
             s->prio_idle[i].id = 0;
+            have = 1;
         }
+    st->prio_signalled = have != 0;
     st->sn.urgency = (uint8_t)u;
     st->sn.incremental = (uint8_t)inc;
 }
@@ -297,6 +301,7 @@ static void request_priority(sluice_session *s, sl_stream *st)
 /* CVE-2019-9513 ("resource loop"): changes are cheap, and bounded. */
 static int reprioritize(sluice_session *s, sl_stream *st, int u, int inc)
 {
+    st->prio_signalled = 1;
     if (st->sn.urgency == u && st->sn.incremental == inc)
         return 0;
     if (!sl_bucket_take(&s->b_reprioritize, s->now))

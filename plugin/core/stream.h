@@ -44,6 +44,9 @@ struct sl_stream {
     /* Priority (RFC 9218): its place in the session's scheduler while it
      * has DATA to send; urgency and incremental are kept while it has not. */
     sl_sched_node sn;
+    /* The client gave this stream a priority (field, RFC 7540 fields or
+     * frames, PRIORITY_UPDATE): a host's default must not replace it. */
+    unsigned prio_signalled : 1;
     /* Server push (push.c): reserved is a promised stream whose response
      * has not started (§5.1 reserved (local)); push_key is sl_push_key()
      * of a client's request or of a promise (0: none), so that nothing the

@@ -310,12 +310,11 @@ static h2_req *new_req(sl_conn *c, uint32_t id, const sluice_nv *nv, size_t n, i
 }
 
 /* The route's default priority, unless the client signalled its own
- * (RFC 9218 §4: the `priority` field). */
-static void route_priority(sl_conn *c, h2_req *q, const sluice_nv *nv, size_t n)
+ * (RFC 9218 §4: the `priority` field, a PRIORITY_UPDATE, RFC 7540 fields). */
+static void route_priority(sl_conn *c, h2_req *q)
 {
     const sl_cfg_route *rt = q->r.route;
-    size_t vl;
-    if (rt && rt->has_priority && !sl_find_header(nv, n, "priority", &vl))
+    if (rt && rt->has_priority && sluice_session_priority_signalled(c->h2, q->id) == 0)
         sluice_session_set_priority(c->h2, q->id, rt->urgency, rt->incremental);
 }
 
@@ -398,7 +397,7 @@ static void on_route(sl_req *r, const sluice_nv *nv, size_t n)
 {
     h2_req *q = (h2_req *)r;
     sl_conn *c = q->c;
-    route_priority(c, q, nv, n);
+    route_priority(c, q);
     if (c->pol && !q->pushed)
         sl_rpol_request(c, r, q->id, c->tls ? "https" : "http", nv, n);
 }

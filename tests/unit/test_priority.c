@@ -491,3 +491,38 @@ TEST(session_urgent_waits_at_most_one_frame)
     CHECK(ids[0] == 3 || ids[1] == 3);
     rp_free(p);
 }
+
+/* A host's per-route default must not replace what the client said: every
+ * kind of client signal marks the stream, none marks the others. */
+TEST(session_priority_signalled_by_each_kind_of_signal)
+{
+    rp *p = server(NULL);
+    CHECK(p);
+    p->body_defer = 1;
+    request(p, 1, NULL);                      /* nothing said */
+    request(p, 3, "u=5");                     /* the field */
+    CHECK(priority_update(p, 5, "u=2") > 0);  /* PRIORITY_UPDATE before the request */
+    request(p, 5, NULL);
+    request(p, 7, NULL);
+    CHECK(rp_priority(p, 7, 0, 0, 200) > 0);  /* RFC 7540 PRIORITY on an open stream */
+    rp_read(p);
+    CHECK_INT(sluice_session_priority_signalled(p->s, 1), 0);
+    CHECK_INT(sluice_session_priority_signalled(p->s, 3), 1);
+    CHECK_INT(sluice_session_priority_signalled(p->s, 5), 1);
+    /* Once the client used RFC 9218, RFC 7540 signals no longer count. */
+    CHECK_INT(sluice_session_priority_signalled(p->s, 7), 0);
+    CHECK_INT(sluice_session_priority_signalled(p->s, 9), SLUICE_ERR_NOT_FOUND);
+    rp_free(p);
+}
+
+TEST(session_priority_signalled_by_rfc7540_fields)
+{
+    rp *p = server(NULL);
+    CHECK(p);
+    p->body_defer = 1;
+    request(p, 1, NULL);
+    CHECK(rp_priority(p, 1, 0, 0, 100) > 0);
+    rp_read(p);
+    CHECK_INT(sluice_session_priority_signalled(p->s, 1), 1);
+    rp_free(p);
+}
