@@ -795,7 +795,8 @@ int sl_bind_open(sluice_policy *p)
     luaL_setfuncs(L, mod, 1);
     lua_pushstring(L, sluice_version());
     lua_setfield(L, -2, "version");
-    sl_lshared_push(L, p->e->shared);
+    p->shared = p->e->shared;
+    sl_lshared_push(L, &p->shared);
     lua_pushvalue(L, -1);
     lua_setglobal(L, "shared");
     lua_setfield(L, -2, "shared");

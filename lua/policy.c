@@ -344,9 +344,20 @@ static int dry_run(sluice_policy *p, char *err, size_t errlen)
     sluice_session_options opt;
     sluice_session_options_init(&opt);
     int push = 1;
+    /* The synthetic connection's writes to `shared` go to a scratch store
+     * seeded with nothing: a check must not count as a client. */
+    sl_lshared *scratch = sl_lshared_new(p->e->opt.shared_max_keys, p->e->opt.shared_max_bytes);
+    if (!scratch) {
+        sluice_policy_conn_close(pc, NULL);
+        snprintf(err, errlen, "%s: out of memory", p->name);
+        return -1;
+    }
+    p->shared = scratch;
     /* Quietly: a failure here is reported to the loader, not logged. */
     int rv = run_on_connection(pc, &opt, &push, err, errlen, 1);
     sluice_policy_conn_close(pc, NULL);
+    p->shared = p->e->shared;
+    sl_lshared_free(scratch);
     if (rv != 0) {
         char tmp[512];
         snprintf(tmp, sizeof tmp, "%s", err);

@@ -50,6 +50,7 @@ struct sluice_policy {
     int hook[SL_NHOOKS];               /* registry refs, LUA_NOREF if absent */
     unsigned hooks;
     int req_ref, res_ref;              /* reused message handles */
+    sl_lshared *shared;                /* what `shared` reaches: the engine's */
     sluice_policy_stats stats;
     /* The running call: its connection and the actions it queued. */
     struct sluice_policy_conn *cur;

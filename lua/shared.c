@@ -228,7 +228,7 @@ static int sh_rehash(sl_lshared *sh)
  * a proxy and needs no check on this hot path. */
 static sl_lshared *sh_self(lua_State *L, int idx)
 {
-    return *(sl_lshared **)lua_touserdata(L, idx);
+    return **(sl_lshared *const **)lua_touserdata(L, idx);
 }
 
 /* 0, or raises; a NaN key is reported as 1 (a read of it finds nothing). */
@@ -470,15 +470,15 @@ static int sh_pairs(lua_State *L)
     return 3;
 }
 
-void sl_lshared_push(lua_State *L, sl_lshared *sh)
+void sl_lshared_push(lua_State *L, sl_lshared *const *slot)
 {
     static const luaL_Reg mm[] = {{"__index", sh_index},
                                   {"__newindex", sh_newindex},
                                   {"__len", sh_len},
                                   {"__pairs", sh_pairs},
                                   {NULL, NULL}};
-    sl_lshared **u = lua_newuserdatauv(L, sizeof(*u), 0);
-    *u = sh;
+    sl_lshared *const **u = lua_newuserdatauv(L, sizeof(*u), 0);
+    *u = slot;
     /* One metatable per state, in its registry. */
     if (luaL_newmetatable(L, SH_MT)) {
         luaL_setfuncs(L, mm, 0);

@@ -427,8 +427,12 @@ static int on_rst_stream(sluice_session *s, const sl_frame *f)
     if (is_idle(s, f->stream_id))
         return CONN_ERR(s, SLUICE_H2_PROTOCOL_ERROR, "RST_STREAM on idle stream");
     s->stats.rst_received++;
-    /* Rapid reset (CVE-2023-44487): open and cancel at once, forever. */
-    if (!sl_bucket_take(&s->b_rst_received, s->now))
+    /* Rapid reset (CVE-2023-44487): open and cancel at once, forever. A
+     * server's promised streams do not count: the client cannot make more
+     * of them, and cancelling unwanted pushes is what RFC 9113 §8.4.2
+     * asks of it. */
+    int promised = s->role == SLUICE_ROLE_SERVER && f->stream_id % 2 == 0;
+    if (!promised && !sl_bucket_take(&s->b_rst_received, s->now))
         return calm(s, "RST_STREAM flood");
     sl_stream *st = sl_session_stream(s, f->stream_id);
     if (st)

@@ -866,3 +866,38 @@ TEST(alloc_fail_nth_no_crash_no_leak)
         }
     }
 }
+
+/* Cancelling pushes is the client's right (RFC 9113 §8.4.2) and bounded by
+ * our own pushes: it does not spend the rapid-reset budget, while resets
+ * of its own streams still do. */
+TEST(cancelled_pushes_do_not_count_as_rapid_reset)
+{
+    sluice_session_options o;
+    sluice_session_options_init(&o);
+    o.rst_received = (sluice_rate){3, 1};
+    o.max_concurrent_streams = 100;
+    uint32_t v[] = {SL_SETTINGS_MAX_CONCURRENT_STREAMS, 100};
+    rp *p = server_with(v, 1, &o);
+    CHECK(p);
+    CHECK(rp_request(p, 1, 1) > 0);
+    char path[16];
+    for (int i = 0; i < 10; i++) {
+        uint32_t id = 0;
+        snprintf(path, sizeof path, "/p%d", i);
+        CHECK_INT(push(p, 1, path, &id), 0);
+        CHECK(rp_rst(p, id, SLUICE_H2_CANCEL) > 0);
+    }
+    rp_read(p);
+    CHECK_INT(rp_count(p, SL_FRAME_GOAWAY, RP_ANY), 0);
+    CHECK_INT(stats_of(p).rst_received, 10);
+    /* Its own streams: the fourth reset in a burst of {3, 1} is a flood. */
+    for (uint32_t id = 3; id <= 9; id += 2) {
+        CHECK(rp_request(p, id, 0) > 0);
+        rp_rst(p, id, SLUICE_H2_CANCEL);
+    }
+    rp_read(p);
+    const rp_frame *g = rp_find(p, SL_FRAME_GOAWAY, 0);
+    CHECK(g != NULL);
+    CHECK_INT(g ? g->code : 0, SLUICE_H2_ENHANCE_YOUR_CALM);
+    rp_free(p);
+}
