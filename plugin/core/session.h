@@ -110,6 +110,12 @@ struct sluice_session {
     sl_bucket b_rst_received, b_rst_provoked, b_ping, b_settings, b_empty_data,
         b_priority;
 
+    /* The peer's INITIAL_WINDOW_SIZE and MAX_FRAME_SIZE as of our last
+     * SETTINGS ACK (known: one was queued): an ACK that lowers either
+     * waits behind the DATA queued under the old values. */
+    uint32_t acked_iws, acked_mfs;
+    int acked_known;
+
     int fatal;               /* a connection error ended the session */
     int goaway_phase;        /* 0 none, 1 graceful first sent, 2 final sent */
     uint32_t goaway_last_id;

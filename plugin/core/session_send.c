@@ -1,7 +1,7 @@
 /* session_send.c — everything a session writes: control frames, header
  * blocks, DATA pulled from body sources, and the submit calls behind them.
- * All of it goes through one FIFO, so HPACK blocks reach the peer in the
- * order they were encoded. */
+ * The output queue (outq.c) puts control frames ahead of queued DATA and
+ * keeps header blocks in the order they were encoded (HPACK). */
 #include <stddef.h>
 #include <string.h>
 
@@ -11,19 +11,57 @@
 
 static void response_priority(sluice_session *s, sl_stream *st, const sluice_nv *nv, size_t n);
 
-int sl_session_queue_control(sluice_session *s, const uint8_t *frame, size_t len)
+/* A control frame (whole, with its header) into the control lane. */
+static int queue_frame(sluice_session *s, const uint8_t *frame, size_t len, unsigned flags)
 {
     /* A peer that keeps provoking replies while never reading them would
      * otherwise grow this queue without bound. */
     if (sl_outq_owned_pending(&s->out) + len > s->opt.max_outbound_control && !s->fatal)
         return sl_session_conn_error(s, SLUICE_ERR_CALM, SLUICE_H2_ENHANCE_YOUR_CALM,
                                      "peer does not read our control frames");
-    int rv = sl_outq_append(&s->out, frame, len);
+    /* The frame's stream: the frame follows that stream's header blocks. */
+    uint32_t id = 0;
+    if (len >= SL_FRAME_HDR_LEN)
+        id = ((uint32_t)frame[5] << 24 | (uint32_t)frame[6] << 16 | (uint32_t)frame[7] << 8 |
+              frame[8]) & SL_MAX_WINDOW;
+    int rv = sl_outq_append_control(&s->out, frame, len, id, flags);
     if (rv == 0)
         s->stats.frames_out++;
     return rv;
 }
 
+/* A SETTINGS ACK tells the peer its settings now hold (§6.5.3), so it
+ * follows the header blocks encoded before they did (a smaller
+ * HEADER_TABLE_SIZE, RFC 7541 §4.2; a smaller MAX_FRAME_SIZE), and, when
+ * the settings lowered INITIAL_WINDOW_SIZE or MAX_FRAME_SIZE, the DATA
+ * queued under the old values too: the peer applies the new ones on the
+ * ACK and would hold that DATA to them. Other control frames go ahead of
+ * both. */
+static unsigned control_order(sluice_session *s, const uint8_t *frame, size_t len)
+{
+    if (len < SL_FRAME_HDR_LEN || frame[3] != SL_FRAME_SETTINGS || !(frame[4] & SL_FLAG_ACK))
+        return 0;
+    uint32_t iws = s->remote.initial_window_size, mfs = s->remote.max_frame_size;
+    int lowered = iws < (s->acked_known ? s->acked_iws : SL_DEFAULT_WINDOW) ||
+                  mfs < (s->acked_known ? s->acked_mfs : SL_MAX_FRAME_SIZE_MIN);
+    s->acked_iws = iws;
+    s->acked_mfs = mfs;
+    s->acked_known = 1;
+    return SL_OUTQ_AFTER_BLOCKS | (lowered ? SL_OUTQ_AFTER_ALL : 0u);
+}
+
+int sl_session_queue_control(sluice_session *s, const uint8_t *frame, size_t len)
+{
+    return queue_frame(s, frame, len, control_order(s, frame, len));
+}
+
+/* An RST_STREAM goes ahead of queued DATA like any control frame (after
+ * the stream's own header blocks), and the stream's DATA not yet started
+ * is taken out: it is of no use to the peer, would only reach it on a
+ * closed stream, and its flow-control credit comes back. Except NO_ERROR
+ * once our side has ended: that only stops the rest of the peer's side
+ * after a complete response (§8.1), so it follows the response. Taking
+ * DATA out calls on_data_sent: callers look the stream up again. */
 int sl_session_send_rst(sluice_session *s, uint32_t id, uint32_t code)
 {
     uint8_t f[SL_FRAME_HDR_LEN + 4];
@@ -31,7 +69,16 @@ int sl_session_send_rst(sluice_session *s, uint32_t id, uint32_t code)
     if (n < 0)
         return (int)n;
     s->stats.rst_sent++;
-    return sl_session_queue_control(s, f, (size_t)n);
+    const sl_stream *st = sl_session_stream(s, id);
+    int complete = code == SLUICE_H2_NO_ERROR && st && st->send_closed;
+    int rv = queue_frame(s, f, (size_t)n, complete ? SL_OUTQ_AFTER_DATA : 0);
+    if (rv != 0 || complete)
+        return rv;
+    size_t frames = 0;
+    size_t bytes = sl_outq_drop_data(&s->out, id, &frames);
+    s->send_window += (int64_t)bytes;
+    s->stats.frames_out -= frames;
+    return 0;
 }
 
 int sl_session_send_window_update(sluice_session *s, uint32_t id, uint32_t inc)
@@ -71,8 +118,10 @@ int sl_session_send_goaway(sluice_session *s, uint32_t last_id, uint32_t code,
     long n = sl_frame_encode_goaway(f, sizeof(f), last_id, code, (const uint8_t *)debug, dlen);
     if (n < 0)
         return (int)n;
-    /* Bypass the control-queue bound: this is the last thing we say. */
-    int rv = sl_outq_append(&s->out, f, (size_t)n);
+    /* Bypass the control-queue bound: this is the last thing we say. It
+     * follows the header blocks queued before it, so every stream it
+     * covers was opened on the wire before the peer reads last_id. */
+    int rv = sl_outq_append_control(&s->out, f, (size_t)n, 0, SL_OUTQ_AFTER_BLOCKS);
     if (rv != 0)
         return rv;
     s->goaway_phase = 2;
@@ -281,9 +330,10 @@ static int reserve_scratch(sluice_session *s, size_t n)
     return sl_grow(&s->mem, &s->scratch, &s->scratch_cap, n, 1024);
 }
 
-/* Encode a header block and queue it right away: HEADERS, or PUSH_PROMISE
- * when promised is set (§6.6: the promised id leads its payload), then
- * CONTINUATION as the peer's frame size requires (§6.10). */
+/* Encode a header block and queue it right away, as one unit so nothing
+ * comes between its frames (§6.10): HEADERS, or PUSH_PROMISE when promised
+ * is set (§6.6: the promised id leads its payload), then CONTINUATION as
+ * the peer's frame size requires. */
 static int send_block(sluice_session *s, uint32_t id, uint32_t promised,
                       const sluice_nv *nv, size_t n, int end_stream)
 {
@@ -304,13 +354,15 @@ static int send_block(sluice_session *s, uint32_t id, uint32_t promised,
         return rv;
     size_t max = s->remote.max_frame_size, off = 0;
     size_t pre = promised ? 4 : 0; /* PUSH_PROMISE's promised stream id */
+    size_t frames = len <= max - pre ? 1 : 1 + (len - (max - pre) + max - 1) / max;
+    uint8_t *p = sl_outq_reserve_block(&s->out, len + pre + frames * SL_FRAME_HDR_LEN, id,
+                                       promised);
+    if (!p)
+        return SLUICE_ERR_NOMEM;
     int first = 1;
     do {
         size_t chunk = len - off < max - pre ? len - off : max - pre;
         int last = off + chunk == len;
-        uint8_t *p = sl_outq_reserve(&s->out, SL_FRAME_HDR_LEN + pre + chunk);
-        if (!p)
-            return SLUICE_ERR_NOMEM;
         uint8_t type = !first ? SL_FRAME_CONTINUATION
                        : promised ? SL_FRAME_PUSH_PROMISE : SL_FRAME_HEADERS;
         uint8_t flags = (uint8_t)((last ? SL_FLAG_END_HEADERS : 0) |
@@ -319,6 +371,7 @@ static int send_block(sluice_session *s, uint32_t id, uint32_t promised,
         for (size_t i = 0; i < pre; i++)
             p[SL_FRAME_HDR_LEN + i] = (uint8_t)(promised >> (24 - 8 * i));
         memcpy(p + SL_FRAME_HDR_LEN + pre, s->scratch + off, chunk);
+        p += SL_FRAME_HDR_LEN + pre + chunk;
         s->stats.frames_out++;
         off += chunk;
         first = 0;
@@ -416,9 +469,11 @@ static int pull_data(sluice_session *s, sl_stream *st, size_t budget)
         return 0;
     }
     if (n < 0 || (size_t)n > max) {
-        sl_session_log(s, SLUICE_LOG_ERROR, "stream %u: body source failed", st->id);
-        int rv = sl_session_send_rst(s, st->id, SLUICE_H2_INTERNAL_ERROR);
-        if (rv == 0)
+        uint32_t id = st->id;
+        sl_session_log(s, SLUICE_LOG_ERROR, "stream %u: body source failed", id);
+        int rv = sl_session_send_rst(s, id, SLUICE_H2_INTERNAL_ERROR);
+        st = sl_session_stream(s, id); /* on_data_sent may have closed it */
+        if (rv == 0 && st)
             sl_session_close_stream(s, st, SLUICE_H2_INTERNAL_ERROR);
         return rv;
     }
@@ -431,7 +486,9 @@ static int pull_data(sluice_session *s, sl_stream *st, size_t budget)
         uint8_t hdr[SL_FRAME_HDR_LEN];
         sl_frame_pack_header(hdr, (uint32_t)n, SL_FRAME_DATA,
                              end_stream ? SL_FLAG_END_STREAM : 0, st->id);
-        rv = sl_outq_append_data(&s->out, hdr, sizeof(hdr), data, (size_t)n, st->id);
+        /* Priorities off: one urgency, so DATA keeps the order it came in. */
+        uint8_t urgency = s->sched.flat ? 0 : st->sn.urgency;
+        rv = sl_outq_append_data(&s->out, hdr, sizeof(hdr), data, (size_t)n, st->id, urgency);
         if (rv != 0)
             return rv;
         s->stats.frames_out++;
@@ -452,8 +509,8 @@ static int pull_data(sluice_session *s, sl_stream *st, size_t budget)
     return rv < 0 ? rv : 2;
 }
 
-/* Fill the queue with DATA up to budget bytes, round-robin over ready
- * streams (the RFC 9218 scheduler will take over this choice). */
+/* Fill the queue with DATA up to budget bytes, one frame at a time from
+ * the stream the RFC 9218 scheduler puts first. */
 static int fill_data(sluice_session *s, size_t budget)
 {
     sl_stream *st;
@@ -465,7 +522,9 @@ static int fill_data(sluice_session *s, size_t budget)
             return rv;
         if (rv == 0 && ready_top(s) == st)
             break; /* the connection window is closed: all wait for it */
-        size_t added = sl_outq_pending(&s->out) - before;
+        /* Less than before when a reset took the stream's DATA out. */
+        size_t after = sl_outq_pending(&s->out);
+        size_t added = after > before ? after - before : 0;
         budget = added < budget ? budget - added : 0;
         /* One frame at a time, then the most urgent ready stream again: an
          * urgent stream that becomes ready waits at most one frame. */
@@ -481,6 +540,13 @@ int sluice_session_output(sluice_session *s, sluice_iovec *iov, int iovcnt,
     if (!s || !iov || iovcnt <= 0)
         return SLUICE_ERR_INVAL;
     s->now = now;
+    /* §5.4.1: after a GOAWAY for an error the connection closes; DATA
+     * queued behind it would never be of use. */
+    if (s->fatal) {
+        size_t frames = 0;
+        sl_outq_drop_data(&s->out, 0, &frames);
+        s->stats.frames_out -= frames;
+    }
     size_t pending = sl_outq_pending(&s->out);
     if (pending < max_bytes) {
         int rv = fill_data(s, max_bytes - pending);
@@ -691,7 +757,8 @@ int sluice_session_submit_rst(sluice_session *s, uint32_t stream_id, uint32_t er
     if (!st)
         return SLUICE_ERR_NOT_FOUND;
     int rv = sl_session_send_rst(s, stream_id, error_code);
-    if (rv == 0)
+    st = sl_session_stream(s, stream_id); /* on_data_sent may have closed it */
+    if (rv == 0 && st)
         sl_session_close_stream(s, st, error_code == SLUICE_H2_NO_ERROR ?
                                            SLUICE_H2_CANCEL : error_code);
     return rv;
@@ -738,7 +805,8 @@ int sluice_session_goaway(sluice_session *s, uint32_t error_code, const char *de
     uint8_t f[SL_FRAME_HDR_LEN + 8];
     long n = sl_frame_encode_goaway(f, sizeof(f), SL_MAX_WINDOW, SLUICE_H2_NO_ERROR,
                                     (const uint8_t *)debug, 0);
-    int rv = n < 0 ? (int)n : sl_outq_append(&s->out, f, (size_t)n);
+    int rv = n < 0 ? (int)n
+                   : sl_outq_append_control(&s->out, f, (size_t)n, 0, SL_OUTQ_AFTER_BLOCKS);
     if (rv != 0)
         return rv;
     memcpy(s->goaway_ping, "sl-drain", 8);
