@@ -22,8 +22,8 @@
 /* A unit of budget is about one VM instruction: one matcher step, or this
  * many bytes scanned or copied by memchr/memcmp/memcpy. */
 #define PAT_BYTES_PER_UNIT 16
-/* Plain find scans at most this much between two charges. */
-#define PAT_PLAIN_CHUNK ((size_t)64 * 1024)
+/* Plain find charges its near-misses in batches of this many units. */
+#define PAT_PLAIN_BATCH 4096
 
 enum { CAP_OPEN = -1, CAP_POSITION = -2 };
 
@@ -67,11 +67,12 @@ static uint64_t bytes_cost(size_t n)
 
 /* ---- single-character classes -------------------------------------------- */
 
-/* Does c belong to %cl? Letters outside the list stand for themselves. */
-static int class_has(int c, int cl)
+/* Does c belong to %cl? Letters outside the list stand for themselves.
+ * (cl | 0x20 lowercases exactly the ASCII letters of the list.) */
+static inline int class_has(int c, int cl)
 {
     int r;
-    switch (tolower(cl)) {
+    switch (cl | 0x20) {
     case 'a': r = isalpha(c); break;
     case 'c': r = iscntrl(c); break;
     case 'd': r = isdigit(c); break;
@@ -82,9 +83,10 @@ static int class_has(int c, int cl)
     case 'u': r = isupper(c); break;
     case 'w': r = isalnum(c); break;
     case 'x': r = isxdigit(c); break;
+    case 'z': r = c == 0; break; /* deprecated in 5.4 but still there */
     default: return cl == c;
     }
-    if (isupper(cl))
+    if (cl <= 'Z')
         return !r;
     return r != 0;
 }
@@ -115,17 +117,10 @@ static int set_has(int c, const char *p, const char *close)
     return !in;
 }
 
-/* Where the class item at p ends (its quantifier, if any, starts there). */
-static const char *item_end(pat_state *m, const char *p)
+/* Past the ']' of the set that opens at p. */
+static const char *set_end(pat_state *m, const char *p)
 {
     const char *q = p + 1;
-    if (*p == PAT_ESC) {
-        if (q >= m->pat_end)
-            luaL_error(m->L, "malformed pattern (ends with '%%')");
-        return q + 1;
-    }
-    if (*p != '[')
-        return q;
     if (q < m->pat_end && *q == '^')
         q++;
     do {
@@ -138,8 +133,20 @@ static const char *item_end(pat_state *m, const char *p)
     return q + 1;
 }
 
+/* Where the class item at p ends (its quantifier, if any, starts there). */
+static inline const char *item_end(pat_state *m, const char *p)
+{
+    if (*p == '[')
+        return set_end(m, p);
+    if (*p != PAT_ESC)
+        return p + 1;
+    if (p + 1 >= m->pat_end)
+        luaL_error(m->L, "malformed pattern (ends with '%%')");
+    return p + 2;
+}
+
 /* Does the subject character at s match the item p..ep? */
-static int single(pat_state *m, const char *s, const char *p, const char *ep)
+static inline int single(pat_state *m, const char *s, const char *p, const char *ep)
 {
     int c;
     pat_step(m, 1);
@@ -271,8 +278,9 @@ static int frontier(pat_state *m, const char *s, const char *p, const char *ep)
     return !set_has(prev, p, ep - 1) && set_has(cur, p, ep - 1);
 }
 
-/* Match pattern p at s: the end of the match or NULL. A tail is matched in
- * the loop; only alternatives recurse, at most PAT_MAXDEPTH deep. */
+/* Match pattern p at s: the end of the match or NULL. A plain tail is
+ * matched in the loop; captures and quantifiers that must try alternatives
+ * recurse, at most PAT_MAXDEPTH deep, as in the stock library. */
 static const char *do_match(pat_state *m, const char *s, const char *p)
 {
     if (m->depth-- == 0)
@@ -448,36 +456,50 @@ static size_t start_index(lua_Integer pos, size_t len)
 /* Its cost is charged by the caller along with the search. */
 static int has_specials(const char *p, size_t lp)
 {
-    static const char specials[] = "^$*+?.([%-";
     size_t i;
-    for (i = 0; i < sizeof specials - 1; i++)
-        if (memchr(p, specials[i], lp) != NULL)
+    for (i = 0; i < lp; i++) {
+        switch (p[i]) {
+        case '^': case '$': case '*': case '+': case '?':
+        case '.': case '(': case '[': case '%': case '-':
             return 1;
+        default:
+            break;
+        }
+    }
     return 0;
 }
 
-/* memmem in chunks, each charged (with cost, the work before it) before
- * it is scanned. */
+/* The first byte with memchr, the rest with memcmp: fast on the short
+ * subjects policies see. A subject of repeated near-misses makes each
+ * candidate cost a compare of lp bytes, so each is charged that. */
 static const char *plain_find(lua_State *L, const char *s, size_t ls, const char *p, size_t lp,
                               uint64_t cost)
 {
-    size_t off = 0, chunk = lp > PAT_PLAIN_CHUNK ? lp : PAT_PLAIN_CHUNK;
+    const char *at = s, *last, *c;
     if (lp == 0 || ls < lp) {
         sl_lbox_charge(L, cost);
         return lp == 0 ? s : NULL;
     }
-    while (ls - off >= lp) {
-        size_t win = ls - off;
-        const char *r;
-        if (win > chunk + lp - 1)
-            win = chunk + lp - 1;
-        sl_lbox_charge(L, cost + bytes_cost(win + lp));
-        cost = 1;
-        r = memmem(s + off, win, p, lp);
-        if (r != NULL)
-            return r;
-        off += win - (lp - 1);
+    last = s + (ls - lp);
+    while (at <= last) {
+        size_t span = (size_t)(last - at) + 1;
+        c = memchr(at, (unsigned char)p[0], span);
+        if (c == NULL) {
+            cost += 1 + bytes_cost(span);
+            break;
+        }
+        cost += 1 + bytes_cost((size_t)(c - at) + lp);
+        if (memcmp(c + 1, p + 1, lp - 1) == 0) {
+            sl_lbox_charge(L, cost);
+            return c;
+        }
+        if (cost >= PAT_PLAIN_BATCH) {
+            sl_lbox_charge(L, cost);
+            cost = 0;
+        }
+        at = c + 1;
     }
+    sl_lbox_charge(L, cost);
     return NULL;
 }
 
@@ -612,6 +634,8 @@ typedef struct gsub_state {
 
 static void out_add(gsub_state *g, const char *p, size_t n)
 {
+    if (n == 0)
+        return;
     if (n > g->room)
         luaL_error(g->m.L, "resulting string too large");
     g->room -= n;
@@ -707,7 +731,8 @@ static int str_gsub(lua_State *L)
                      tr == LUA_TNUMBER || tr == LUA_TSTRING || tr == LUA_TFUNCTION ||
                          tr == LUA_TTABLE,
                      3, "string/function/table");
-    lua_settop(L, GSUB_SLOT);
+    if (tr == LUA_TFUNCTION || tr == LUA_TTABLE)
+        lua_settop(L, GSUB_SLOT);
     anchor = lp > 0 && *p == '^';
     if (anchor) {
         p++;
