@@ -57,38 +57,64 @@ char *sl_act_str(sluice_policy *p, const char *s, size_t len)
     return d;
 }
 
+int sl_act_reserve(sluice_policy *p, size_t n)
+{
+    if (p->nacts + n <= p->acts_cap)
+        return 0;
+    if (p->nacts + n > SL_ACT_MAX)
+        return -1; /* a call cannot queue without bound */
+    size_t cap = p->acts_cap ? p->acts_cap : 8;
+    while (cap < p->nacts + n)
+        cap *= 2;
+    sl_act *a = realloc(p->acts, cap * sizeof(*a));
+    if (!a)
+        return -1;
+    p->acts = a;
+    p->acts_cap = cap;
+    return 0;
+}
+
 sl_act *sl_act_new(sluice_policy *p, int kind, sluice_policy_stream *ps)
 {
-    if (p->nacts == p->acts_cap) {
-        size_t cap = p->acts_cap ? p->acts_cap * 2 : 8;
-        if (cap > 4096)
-            return NULL; /* a call cannot queue without bound */
-        sl_act *a = realloc(p->acts, cap * sizeof(*a));
-        if (!a)
-            return NULL;
-        p->acts = a;
-        p->acts_cap = cap;
-    }
+    if (sl_act_reserve(p, 1) != 0)
+        return NULL;
     sl_act *a = &p->acts[p->nacts++];
     memset(a, 0, sizeof(*a));
     a->kind = kind;
     a->ps = ps;
+    a->pc = ps ? ps->pc : p->cur;
     return a;
+}
+
+/* A list taken out of p while it is carried out: hooks that run meanwhile
+ * (on_close from a host op that closed the connection) queue their own. */
+typedef struct sl_actlist {
+    sl_act *acts;
+    size_t n, cap;
+    char *arena;
+    struct sl_actlist *outer;
+} sl_actlist;
+
+static void free_blocks(sl_blk *b, int keep_one)
+{
+    while (b && (!keep_one || b->next)) {
+        sl_blk *n = b->next;
+        if (keep_one) { /* free the older ones, keep the newest */
+            b->next = n->next;
+            free(n);
+            continue;
+        }
+        free(b);
+        b = n;
+    }
+    if (b)
+        b->len = 0;
 }
 
 static void reset(sluice_policy *p)
 {
     p->nacts = 0;
-    sl_blk *b = (sl_blk *)p->arena;
-    if (!b)
-        return;
-    while (b->next) { /* keep one block for the next call */
-        sl_blk *n = b->next;
-        free(b);
-        b = n;
-    }
-    b->len = 0;
-    p->arena = (char *)b;
+    free_blocks((sl_blk *)p->arena, 1);
 }
 
 void sl_act_drop(sluice_policy *p)
@@ -96,17 +122,35 @@ void sl_act_drop(sluice_policy *p)
     reset(p);
 }
 
+static void forget_in(sl_act *acts, size_t n, sluice_policy_conn *pc, sluice_policy_stream *ps)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((ps && acts[i].ps == ps) || (pc && acts[i].pc == pc))
+            acts[i].kind = -1;
+}
+
+void sl_act_forget(sluice_policy *p, sluice_policy_conn *pc, sluice_policy_stream *ps)
+{
+    forget_in(p->acts, p->nacts, pc, ps);
+    for (sl_actlist *l = p->applying; l; l = l->outer)
+        forget_in(l->acts, l->n, pc, ps);
+}
+
 static int apply_one(sluice_policy *p, const sl_act *a)
 {
-    /* A stream's own connection: a handle kept from another connection's
-     * hook acts there. */
-    sluice_policy_conn *pc = a->ps ? a->ps->pc : p->cur;
+    sluice_policy_conn *pc = a->pc;
     const sluice_policy_host *h = &p->e->host;
     void *cud = pc ? pc->ud : NULL, *sud = a->ps ? a->ps->ud : NULL;
     sluice_session *s = pc ? pc->s : NULL;
     switch (a->kind) {
-    case SL_ACT_PRIORITY:
-        return s ? sluice_session_set_priority(s, a->ps->id, a->a, a->b) : 0;
+    case SL_ACT_PRIORITY: {
+        int inc = a->b, cu, ci;
+        if (!s)
+            return 0;
+        if (inc < 0) /* not given: the stream's incremental flag as it is now */
+            inc = sluice_session_get_priority(s, a->ps->id, &cu, &ci) == 0 ? ci : 0;
+        return sluice_session_set_priority(s, a->ps->id, a->a, inc);
+    }
     case SL_ACT_STREAM_WINDOW:
         return s ? sluice_session_set_window(s, a->ps->id, a->u32[0]) : 0;
     case SL_ACT_CONN_WINDOW:
@@ -138,14 +182,38 @@ static const char *const act_names[] = {"priority", "push",   "hint",   "respond
 
 void sl_act_apply(sluice_policy *p)
 {
-    for (size_t i = 0; i < p->nacts; i++) {
-        const sl_act *a = &p->acts[i];
+    if (!p->nacts) {
+        reset(p);
+        return;
+    }
+    sl_actlist run = {p->acts, p->nacts, p->acts_cap, p->arena, p->applying};
+    p->acts = NULL;
+    p->nacts = p->acts_cap = 0;
+    p->arena = NULL;
+    p->applying = &run;
+    for (size_t i = 0; i < run.n; i++) {
+        const sl_act *a = &run.acts[i];
         if (a->kind < 0)
-            continue; /* its stream went away meanwhile */
+            continue; /* its stream or connection went away meanwhile */
         int rv = apply_one(p, a);
-        if (rv != 0)
+        if (rv != 0 && a->kind >= 0)
             sl_plog(p->e, SLUICE_LOG_DEBUG, "policy %s: %s on stream %u not done: %s", p->name,
                     act_names[a->kind], a->ps ? a->ps->id : 0, sluice_strerror(rv));
     }
-    reset(p);
+    p->applying = run.outer;
+    /* Give the storage back for the next call unless a nested call made
+     * its own meanwhile. */
+    if (!p->acts) {
+        p->acts = run.acts;
+        p->acts_cap = run.cap;
+        p->nacts = 0;
+    } else {
+        free(run.acts);
+    }
+    if (!p->arena) {
+        p->arena = run.arena;
+        reset(p);
+    } else {
+        free_blocks((sl_blk *)run.arena, 0);
+    }
 }

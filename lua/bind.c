@@ -25,9 +25,26 @@ static sluice_policy *P(lua_State *L)
     return lua_touserdata(L, lua_upvalueindex(1));
 }
 
-static handle *check_handle(lua_State *L, int i, const char *mt, const char *what)
+static const char *const class_names[SL_NCLASSES] = {MT_CONN, MT_STREAM, MT_MSG};
+
+/* The handle at i if it is of class cls. The metatable is compared by
+ * address (kept at open): luaL_checkudata's registry lookup by name is a
+ * measurable part of a cheap hook call. */
+static handle *to_handle(lua_State *L, int i, int cls)
 {
-    handle *h = luaL_checkudata(L, i, mt);
+    handle *h = lua_touserdata(L, i);
+    if (!h || !lua_getmetatable(L, i))
+        luaL_typeerror(L, i, class_names[cls]);
+    const void *mt = lua_topointer(L, -1);
+    lua_pop(L, 1);
+    if (mt != P(L)->mt[cls])
+        luaL_typeerror(L, i, class_names[cls]);
+    return h;
+}
+
+static handle *check_handle(lua_State *L, int i, int cls, const char *what)
+{
+    handle *h = to_handle(L, i, cls);
     if (!h->obj)
         luaL_error(L, "%s is gone", what);
     return h;
@@ -35,18 +52,19 @@ static handle *check_handle(lua_State *L, int i, const char *mt, const char *wha
 
 static sluice_policy_conn *check_conn(lua_State *L, int i)
 {
-    return check_handle(L, i, MT_CONN, "connection")->obj;
+    return check_handle(L, i, SL_CLASS_CONN, "connection")->obj;
 }
 
 static sluice_policy_stream *check_stream(lua_State *L, int i)
 {
-    return check_handle(L, i, MT_STREAM, "stream")->obj;
+    return check_handle(L, i, SL_CLASS_STREAM, "stream")->obj;
 }
 
 /* ---- handle life ------------------------------------------------------------ */
 
-static void push_handle(lua_State *L, int *ref, void *obj, const char *mt)
+static void push_handle(sluice_policy *p, int *ref, void *obj, int cls)
 {
+    lua_State *L = p->L;
     if (*ref != LUA_NOREF) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, *ref);
         return;
@@ -55,19 +73,20 @@ static void push_handle(lua_State *L, int *ref, void *obj, const char *mt)
     h->obj = obj;
     h->ps = NULL;
     h->which = 0;
-    luaL_setmetatable(L, mt);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->mtref[cls]); /* no lookup by name */
+    lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
     *ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 void sl_bind_push_conn(sluice_policy *p, sluice_policy_conn *pc)
 {
-    push_handle(p->L, &pc->ref, pc, MT_CONN);
+    push_handle(p, &pc->ref, pc, SL_CLASS_CONN);
 }
 
 void sl_bind_push_stream(sluice_policy *p, sluice_policy_stream *ps)
 {
-    push_handle(p->L, &ps->ref, ps, MT_STREAM);
+    push_handle(p, &ps->ref, ps, SL_CLASS_STREAM);
 }
 
 void sl_bind_invalidate(lua_State *L, int *ref)
@@ -87,7 +106,7 @@ void sl_bind_push_message(sluice_policy *p, int which, const sluice_policy_messa
 {
     lua_State *L = p->L;
     int *ref = which ? &p->res_ref : &p->req_ref;
-    push_handle(L, ref, (void *)m, MT_MSG);
+    push_handle(p, ref, (void *)m, SL_CLASS_MSG);
     handle *h = lua_touserdata(L, -1);
     h->obj = (void *)m;
     h->ps = p->cur_stream;
@@ -149,9 +168,19 @@ static uint32_t check_u32(lua_State *L, int i, const char *what, uint64_t lo, ui
     return (uint32_t)v;
 }
 
+static int check_bool(lua_State *L, int i, const char *what)
+{
+    if (lua_type(L, i) != LUA_TBOOLEAN)
+        luaL_error(L, "%s must be a boolean, not a %s", what, luaL_typename(L, i));
+    return lua_toboolean(L, i);
+}
+
 /* A field name: lowercase token characters (RFC 9110 §5.1, RFC 9113 §8.2.1). */
 static const char *check_name(lua_State *L, int i, const char *what, size_t *len)
 {
+    if (i < 0 && lua_type(L, i) != LUA_TSTRING) /* a table key: no argument number */
+        luaL_error(L, "%s: field names must be strings, not a %s (use { name = value })", what,
+                   luaL_typename(L, i));
     const char *s = luaL_checklstring(L, i, len);
     if (*len == 0)
         luaL_error(L, "%s: empty field name", what);
@@ -165,6 +194,8 @@ static const char *check_name(lua_State *L, int i, const char *what, size_t *len
 
 static const char *check_value(lua_State *L, int i, const char *what, size_t *len)
 {
+    if (i < 0 && lua_type(L, i) != LUA_TSTRING)
+        luaL_error(L, "%s: field values must be strings, not a %s", what, luaL_typename(L, i));
     const char *s = luaL_checklstring(L, i, len);
     for (size_t k = 0; k < *len; k++)
         if (s[k] == '\r' || s[k] == '\n' || s[k] == 0)
@@ -192,6 +223,20 @@ static sl_act *act(lua_State *L, sluice_policy *p, int kind, sluice_policy_strea
     return a;
 }
 
+/* Room for n actions, so a binding that queues several queues all or none. */
+static void reserve(lua_State *L, sluice_policy *p, size_t n)
+{
+    if (sl_act_reserve(p, n) != 0)
+        luaL_error(L, "too many actions in one hook call");
+}
+
+/* A host op the engine was built without cannot be asked for. */
+static void need_op(lua_State *L, int have, const char *what)
+{
+    if (!have)
+        luaL_error(L, "%s: not available in this host", what);
+}
+
 static char *astr(lua_State *L, sluice_policy *p, const char *s, size_t len)
 {
     char *d = sl_act_str(p, s, len);
@@ -202,6 +247,11 @@ static char *astr(lua_State *L, sluice_policy *p, const char *s, size_t len)
 
 /* ---- conn ------------------------------------------------------------------------ */
 
+/* The connection bindings check every field before they change anything:
+ * in on_connection they work on a copy of the options committed at the
+ * end, later they queue their actions last, so an error that the policy
+ * catches with pcall leaves nothing half done. */
+
 /* conn:settings{...}: our SETTINGS. In on_connection they are the session's
  * first SETTINGS; later, a new SETTINGS frame. */
 static int conn_settings(lua_State *L)
@@ -209,6 +259,9 @@ static int conn_settings(lua_State *L)
     sluice_policy *p = P(L);
     sluice_policy_conn *pc = check_conn(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
+    sluice_session_options o;
+    if (pc->opt)
+        o = *pc->opt;
     uint32_t pairs[12];
     size_t n = 0;
     lua_pushnil(L);
@@ -231,20 +284,21 @@ static int conn_settings(lua_State *L)
         }
         lua_pop(L, 1);
         if (pc->opt) {
-            sluice_session_options *o = pc->opt;
             switch (id) {
-            case 1: o->header_table_size = v; break;
-            case 3: o->max_concurrent_streams = v; break;
-            case 4: o->initial_window_size = v; break;
-            case 5: o->max_frame_size = v; break;
-            default: o->max_header_list_size = v; break;
+            case 1: o.header_table_size = v; break;
+            case 3: o.max_concurrent_streams = v; break;
+            case 4: o.initial_window_size = v; break;
+            case 5: o.max_frame_size = v; break;
+            default: o.max_header_list_size = v; break;
             }
-        } else if (n < 12) {
+        } else if (n < 12) { /* five known keys: never more than ten values */
             pairs[n++] = id;
             pairs[n++] = v;
         }
     }
-    if (!pc->opt && n) {
+    if (pc->opt) {
+        *pc->opt = o;
+    } else if (n) {
         sl_act *a = act(L, p, SL_ACT_SETTINGS, NULL);
         memcpy(a->u32, pairs, n * sizeof(uint32_t));
         a->nu32 = n;
@@ -269,52 +323,60 @@ static int conn_window(lua_State *L)
     sluice_policy *p = P(L);
     sluice_policy_conn *pc = check_conn(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
-    sluice_session_options *o = pc->opt;
+    sluice_session_options o;
+    if (pc->opt)
+        o = *pc->opt;
+    int64_t conn_v = -1, stream_v = -1;
     lua_pushnil(L);
     while (lua_next(L, 2)) {
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
         if (strcmp(k, "adaptive") == 0) {
-            if (!o)
+            if (!pc->opt)
                 return luaL_error(L, "conn:window: adaptive only in on_connection");
-            luaL_checktype(L, -1, LUA_TBOOLEAN);
-            o->window_adaptive = lua_toboolean(L, -1);
+            o.window_adaptive = check_bool(L, -1, "conn:window: adaptive");
         } else if (strcmp(k, "connection") == 0) {
-            uint32_t v = check_u32(L, -1, "conn:window: connection", 65535, 0x7fffffff);
-            if (o)
-                o->connection_window = v;
-            else
-                act(L, p, SL_ACT_CONN_WINDOW, NULL)->u32[0] = v;
+            conn_v = check_u32(L, -1, "conn:window: connection", 65535, 0x7fffffff);
         } else if (strcmp(k, "stream") == 0) {
-            uint32_t v = check_window(L, pc, check_u32(L, -1, "conn:window: stream", 0, 0x7fffffff),
-                                      "conn:window: stream");
-            if (o) {
-                o->initial_window_size = v;
-            } else {
-                sl_act *a = act(L, p, SL_ACT_SETTINGS, NULL);
-                a->u32[0] = 4; /* SETTINGS_INITIAL_WINDOW_SIZE */
-                a->u32[1] = v;
-                a->nu32 = 2;
-            }
+            stream_v = check_window(L, pc, check_u32(L, -1, "conn:window: stream", 0, 0x7fffffff),
+                                    "conn:window: stream");
         } else if (strcmp(k, "min") == 0 || strcmp(k, "max") == 0 ||
                    strcmp(k, "connection_max") == 0) {
-            if (!o)
+            if (!pc->opt)
                 return luaL_error(L, "conn:window: %s only in on_connection", k);
             char what[48];
             snprintf(what, sizeof what, "conn:window: %s", k);
             uint32_t v = check_u32(L, -1, what, 0, 0x7fffffff);
             if (k[0] == 'c')
-                o->connection_window_max = v;
+                o.connection_window_max = v;
             else if (k[1] == 'i')
-                o->window_min = v;
+                o.window_min = v;
             else
-                o->window_max = v;
+                o.window_max = v;
         } else {
             return luaL_error(L, "conn:window: unknown field '%s'", k);
         }
         lua_pop(L, 1);
     }
-    if (o && o->window_adaptive && o->window_min > o->window_max)
-        return luaL_error(L, "conn:window: min is above max");
+    if (pc->opt) {
+        if (o.window_adaptive && o.window_min > o.window_max)
+            return luaL_error(L, "conn:window: min is above max");
+        if (conn_v >= 0)
+            o.connection_window = (uint32_t)conn_v;
+        if (stream_v >= 0)
+            o.initial_window_size = (uint32_t)stream_v;
+        *pc->opt = o;
+        return 0;
+    }
+    reserve(L, p, 2);
+    sl_act *a = conn_v >= 0 ? act(L, p, SL_ACT_CONN_WINDOW, NULL) : NULL;
+    sl_act *b = stream_v >= 0 ? act(L, p, SL_ACT_SETTINGS, NULL) : NULL;
+    if (a)
+        a->u32[0] = (uint32_t)conn_v;
+    if (b) {
+        b->u32[0] = 4; /* SETTINGS_INITIAL_WINDOW_SIZE */
+        b->u32[1] = (uint32_t)stream_v;
+        b->nu32 = 2;
+    }
     return 0;
 }
 
@@ -323,9 +385,12 @@ static int conn_limits(lua_State *L)
 {
     static const char *const names[] = {"rst", "rst_provoked", "ping", "settings",
                                         "empty_data", "priority", "reprioritize", NULL};
+    enum { NKINDS = 7 };
     sluice_policy *p = P(L);
     sluice_policy_conn *pc = check_conn(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
+    sluice_rate set[NKINDS];
+    int given[NKINDS] = {0};
     lua_pushnil(L);
     while (lua_next(L, 2)) {
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
@@ -346,22 +411,32 @@ static int conn_limits(lua_State *L)
         }
         char what[64];
         snprintf(what, sizeof what, "conn:limits: %s burst", k);
-        sluice_rate r;
-        r.burst = check_u32(L, -2, what, 0, 1000000);
+        set[kind].burst = check_u32(L, -2, what, 0, 1000000);
         snprintf(what, sizeof what, "conn:limits: %s per_sec", k);
-        r.per_sec = check_u32(L, -1, what, 0, 1000000);
+        set[kind].per_sec = check_u32(L, -1, what, 0, 1000000);
+        given[kind] = 1;
         lua_pop(L, 3);
-        if (pc->opt) {
-            sluice_session_options *o = pc->opt;
-            sluice_rate *dst[] = {&o->rst_received, &o->rst_provoked, &o->ping, &o->settings,
-                                  &o->empty_data, &o->priority, &o->reprioritize};
-            *dst[kind] = r;
-        } else {
-            sl_act *a = act(L, p, SL_ACT_RATE, NULL);
-            a->a = kind; /* same order as enum sluice_rate_kind */
-            a->u32[0] = r.burst;
-            a->u32[1] = r.per_sec;
-        }
+    }
+    if (pc->opt) {
+        sluice_session_options *o = pc->opt;
+        sluice_rate *dst[NKINDS] = {&o->rst_received, &o->rst_provoked, &o->ping, &o->settings,
+                                    &o->empty_data, &o->priority, &o->reprioritize};
+        for (int i = 0; i < NKINDS; i++)
+            if (given[i])
+                *dst[i] = set[i];
+        return 0;
+    }
+    int n = 0;
+    for (int i = 0; i < NKINDS; i++)
+        n += given[i];
+    reserve(L, p, (size_t)n);
+    for (int i = 0; i < NKINDS; i++) {
+        if (!given[i])
+            continue;
+        sl_act *a = act(L, p, SL_ACT_RATE, NULL);
+        a->a = i; /* same order as enum sluice_rate_kind */
+        a->u32[0] = set[i].burst;
+        a->u32[1] = set[i].per_sec;
     }
     return 0;
 }
@@ -412,14 +487,10 @@ static int stream_priority(lua_State *L)
     sluice_policy *p = P(L);
     sluice_policy_stream *ps = check_stream(L, 1);
     uint32_t u = check_u32(L, 2, "stream:priority: urgency", 0, 7);
-    int inc = 0;
+    int inc = -1; /* unchanged unless given: resolved when applied, after earlier calls */
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TBOOLEAN);
         inc = lua_toboolean(L, 3);
-    } else if (ps->pc->s) {
-        int cu, ci;
-        if (sluice_session_get_priority(ps->pc->s, ps->id, &cu, &ci) == 0)
-            inc = ci; /* unchanged unless given */
     }
     sl_act *a = act(L, p, SL_ACT_PRIORITY, ps);
     a->a = (int)u;
@@ -434,6 +505,7 @@ static int stream_push(lua_State *L)
     sluice_policy_stream *ps = check_stream(L, 1);
     size_t len;
     const char *path = luaL_checklstring(L, 2, &len);
+    need_op(L, p->e->host.push != NULL, "stream:push");
     if (len == 0 || path[0] != '/')
         return luaL_error(L, "stream:push: the path must start with '/'");
     for (size_t i = 0; i < len; i++)
@@ -462,6 +534,9 @@ static int stream_push(lua_State *L)
             const char *n = check_name(L, -2, "stream:push", &nl);
             if (n[0] == ':')
                 return luaL_error(L, "stream:push: pseudo-header '%s' not allowed", n);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                return luaL_error(L, "stream:push: the value of '%s' must be a string, not a %s",
+                                  n, luaL_typename(L, -1));
             const char *v = check_value(L, -1, "stream:push", &vl);
             a->nv[a->nnv++] = (sluice_nv){(const uint8_t *)astr(L, p, n, nl),
                                           (const uint8_t *)astr(L, p, v, vl), nl, vl, 0};
@@ -476,6 +551,7 @@ static int stream_hint(lua_State *L)
 {
     sluice_policy *p = P(L);
     sluice_policy_stream *ps = check_stream(L, 1);
+    need_op(L, p->e->host.hint != NULL, "stream:hint");
     size_t n = 1;
     if (lua_istable(L, 2)) {
         n = lua_rawlen(L, 2);
@@ -509,6 +585,7 @@ static int stream_respond(lua_State *L)
     sluice_policy *p = P(L);
     sluice_policy_stream *ps = check_stream(L, 1);
     uint32_t status = check_u32(L, 2, "stream:respond: status", 200, 599);
+    need_op(L, p->e->host.respond != NULL, "stream:respond");
     size_t len = 0;
     const char *body = luaL_optlstring(L, 3, NULL, &len);
     sl_act *a = act(L, p, SL_ACT_RESPOND, ps);
@@ -526,6 +603,7 @@ static int stream_upstream(lua_State *L)
     sluice_policy_stream *ps = check_stream(L, 1);
     size_t len;
     const char *name = luaL_checklstring(L, 2, &len);
+    need_op(L, p->e->host.upstream != NULL, "stream:upstream");
     act(L, p, SL_ACT_UPSTREAM, ps)->s1 = astr(L, p, name, len);
     return 0;
 }
@@ -539,6 +617,7 @@ static int stream_tag(lua_State *L)
     const char *v = check_value(L, 3, "stream:tag", &vl);
     if (kl > 64 || vl > 256)
         return luaL_error(L, "stream:tag: key up to 64 and value up to 256 bytes");
+    need_op(L, p->e->host.tag != NULL, "stream:tag");
     sl_act *a = act(L, p, SL_ACT_TAG, ps);
     a->s1 = astr(L, p, k, kl);
     a->s2 = astr(L, p, v, vl);
@@ -585,7 +664,7 @@ static int stream_index(lua_State *L)
 
 static const sluice_policy_message *check_msg(lua_State *L, handle **hp)
 {
-    handle *h = luaL_checkudata(L, 1, MT_MSG);
+    handle *h = to_handle(L, 1, SL_CLASS_MSG);
     if (!h->obj)
         luaL_error(L, "request/response handles are valid only during their hook");
     if (hp)
@@ -625,7 +704,7 @@ static int msg_header(lua_State *L)
     return 1;
 }
 
-static int msg_edit(lua_State *L, int add, int remove)
+static int msg_edit(lua_State *L, int add, int remove, const char *what)
 {
     sluice_policy *p = P(L);
     handle *h;
@@ -633,8 +712,9 @@ static int msg_edit(lua_State *L, int add, int remove)
     if (h->which == 0 || !h->ps)
         return luaL_error(L, "req is read-only: change the response in on_response");
     size_t nl, vl = 0;
-    const char *n = check_name(L, 2, "res:set", &nl);
-    const char *v = remove ? NULL : check_value(L, 3, "res:set", &vl);
+    const char *n = check_name(L, 2, what, &nl);
+    const char *v = remove ? NULL : check_value(L, 3, what, &vl);
+    need_op(L, p->e->host.header != NULL, what);
     sl_act *a = act(L, p, SL_ACT_HEADER, h->ps);
     a->s1 = astr(L, p, n, nl);
     a->s2 = v ? astr(L, p, v, vl) : NULL;
@@ -645,18 +725,18 @@ static int msg_edit(lua_State *L, int add, int remove)
 static int msg_set(lua_State *L)
 {
     if (lua_isnil(L, 3))
-        return msg_edit(L, 0, 1);
-    return msg_edit(L, 0, 0);
+        return msg_edit(L, 0, 1, "res:set");
+    return msg_edit(L, 0, 0, "res:set");
 }
 
 static int msg_add(lua_State *L)
 {
-    return msg_edit(L, 1, 0);
+    return msg_edit(L, 1, 0, "res:add");
 }
 
 static int msg_remove(lua_State *L)
 {
-    return msg_edit(L, 0, 1);
+    return msg_edit(L, 0, 1, "res:remove");
 }
 
 static int msg_index(lua_State *L)
@@ -754,10 +834,14 @@ static int l_now(lua_State *L)
 
 /* ---- opening ------------------------------------------------------------------------------- */
 
-static void new_class(lua_State *L, sluice_policy *p, const char *mt, const luaL_Reg *methods,
+static void new_class(lua_State *L, sluice_policy *p, int cls, const luaL_Reg *methods,
                       lua_CFunction index)
 {
+    const char *mt = class_names[cls];
     luaL_newmetatable(L, mt);
+    p->mt[cls] = lua_topointer(L, -1);
+    lua_pushvalue(L, -1);
+    p->mtref[cls] = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_newtable(L); /* methods */
     lua_pushlightuserdata(L, p);
     luaL_setfuncs(L, methods, 1);
@@ -787,9 +871,9 @@ int sl_bind_open(sluice_policy *p)
                                      {NULL, NULL}};
     static const luaL_Reg mod[] = {{"log", l_log}, {"now", l_now}, {NULL, NULL}};
     lua_State *L = p->L;
-    new_class(L, p, MT_CONN, conn_m, conn_index);
-    new_class(L, p, MT_STREAM, stream_m, stream_index);
-    new_class(L, p, MT_MSG, msg_m, msg_index);
+    new_class(L, p, SL_CLASS_CONN, conn_m, conn_index);
+    new_class(L, p, SL_CLASS_STREAM, stream_m, stream_index);
+    new_class(L, p, SL_CLASS_MSG, msg_m, msg_index);
     lua_newtable(L);
     lua_pushlightuserdata(L, p);
     luaL_setfuncs(L, mod, 1);

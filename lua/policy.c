@@ -284,8 +284,12 @@ static int call_hook(hook_ctx *c, char *err, size_t errlen, int quiet)
     sluice_policy *p = c->p;
     if (p->hook[c->h] == LUA_NOREF)
         return 1;
-    if (p->cur) /* a host calling back in from an action: not reentrant */
+    /* Not while a hook runs; while its actions are carried out, a host op
+     * may end a connection and so call on_close — a few levels deep. */
+    if (p->cur || p->depth >= 4) {
+        snprintf(err, errlen, "%s: %s called from inside a hook", p->name, hook_names[c->h]);
         return -1;
+    }
     p->cur = c->pc;
     p->cur_stream = c->ps;
     p->stats.calls++;
@@ -306,9 +310,14 @@ static int call_hook(hook_ctx *c, char *err, size_t errlen, int quiet)
                     p->name, hook_names[c->h], err);
         return -1;
     }
-    sl_act_apply(p);
     p->cur = NULL;
     p->cur_stream = NULL;
+    /* An op may close the last connection holding p. */
+    sluice_policy_ref(p);
+    p->depth++;
+    sl_act_apply(p);
+    p->depth--;
+    sluice_policy_unref(p);
     return 0;
 }
 
@@ -468,6 +477,7 @@ void sluice_policy_conn_close(sluice_policy_conn *pc, const sluice_policy_conn_s
     }
     while (pc->streams) /* the host should have freed them; be safe */
         sluice_policy_stream_free(pc->streams);
+    sl_act_forget(p, pc, NULL);
     detach(pc);
     free(pc->strs);
     free(pc);
@@ -477,6 +487,12 @@ void sluice_policy_conn_close(sluice_policy_conn *pc, const sluice_policy_conn_s
 int sluice_policy_on_window(sluice_policy_conn *pc, const sluice_policy_conn_stats *st)
 {
     char err[512];
+    sluice_policy_conn_stats none;
+    if (!st) {
+        memset(&none, 0, sizeof none);
+        none.struct_size = sizeof none;
+        st = &none;
+    }
     hook_ctx c = {pc->p, SL_ON_WINDOW, pc, NULL, NULL, st};
     call_hook(&c, err, sizeof err, 0);
     return 0;
@@ -507,9 +523,7 @@ void sluice_policy_stream_free(sluice_policy_stream *ps)
     sluice_policy_conn *pc = ps->pc;
     sluice_policy *p = pc->p;
     sl_bind_invalidate(p->L, &ps->ref);
-    for (size_t i = 0; i < p->nacts; i++) /* queued for it: nothing to act on now */
-        if (p->acts[i].ps == ps)
-            p->acts[i].kind = -1;
+    sl_act_forget(p, NULL, ps); /* queued for it: nothing to act on now */
     if (ps->prev)
         ps->prev->next = ps->next;
     else

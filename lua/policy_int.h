@@ -21,8 +21,15 @@ enum sl_act_kind {
     SL_ACT_HEADER, SL_ACT_STREAM_WINDOW, SL_ACT_CONN_WINDOW, SL_ACT_SETTINGS, SL_ACT_RATE
 };
 
+/* At most this many actions per hook call. */
+#define SL_ACT_MAX 4096
+
+/* The handle classes; their metatables are told apart by address. */
+enum { SL_CLASS_CONN, SL_CLASS_STREAM, SL_CLASS_MSG, SL_NCLASSES };
+
 typedef struct sl_act {
-    int kind;
+    int kind;                          /* -1: its stream or connection went away */
+    struct sluice_policy_conn *pc;     /* the connection it acts on */
     struct sluice_policy_stream *ps;   /* NULL for connection actions */
     int a, b;                          /* urgency/incremental, status, add, rate kind */
     uint32_t u32[12];                  /* windows, settings pairs, rate */
@@ -58,7 +65,12 @@ struct sluice_policy {
     sl_act *acts;
     size_t nacts, acts_cap;
     char *arena;                       /* strings and fields of the actions */
-    size_t arena_len, arena_cap;
+    /* Lists being carried out (innermost first): a host op may free a
+     * stream or close a connection, whose later actions must be skipped. */
+    struct sl_actlist *applying;
+    int depth;                         /* nested applies, bounded */
+    const void *mt[SL_NCLASSES];       /* the handle metatables, by address */
+    int mtref[SL_NCLASSES];            /* and their registry refs */
 };
 
 struct sluice_policy_conn {
@@ -96,6 +108,10 @@ void sl_bind_push_stats(lua_State *L, const sluice_policy_conn_stats *st);
 
 /* act.c */
 sl_act *sl_act_new(sluice_policy *p, int kind, sluice_policy_stream *ps);
+int sl_act_reserve(sluice_policy *p, size_t n);
+/* Actions queued or being applied for ps, or for pc and its streams, are
+ * dropped (kind -1): the object is going away. */
+void sl_act_forget(sluice_policy *p, sluice_policy_conn *pc, sluice_policy_stream *ps);
 char *sl_act_str(sluice_policy *p, const char *s, size_t len);
 void *sl_act_mem(sluice_policy *p, size_t n);
 void sl_act_apply(sluice_policy *p);
