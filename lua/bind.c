@@ -102,27 +102,36 @@ void sl_bind_invalidate(lua_State *L, int *ref)
     *ref = LUA_NOREF;
 }
 
+/* A new handle per call, so one kept from an earlier call is stale rather
+ * than showing the current message. It stays anchored in the registry slot
+ * of its kind until the next call of that kind: the engine clears it after
+ * the call even when a full collection ran meanwhile. */
 void sl_bind_push_message(sluice_policy *p, int which, const sluice_policy_message *m)
 {
     lua_State *L = p->L;
     int *ref = which ? &p->res_ref : &p->req_ref;
-    push_handle(p, ref, (void *)m, SL_CLASS_MSG);
-    handle *h = lua_touserdata(L, -1);
+    handle *h = lua_newuserdatauv(L, sizeof(*h), 0);
     h->obj = (void *)m;
     h->ps = p->cur_stream;
     h->which = which;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->mtref[SL_CLASS_MSG]);
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    if (*ref == LUA_NOREF)
+        *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    else
+        lua_rawseti(L, LUA_REGISTRYINDEX, *ref);
+    p->msg_h[which] = h;
 }
 
 void sl_bind_clear_message(sluice_policy *p, int which)
 {
-    int ref = which ? p->res_ref : p->req_ref;
-    if (ref == LUA_NOREF)
-        return;
-    lua_rawgeti(p->L, LUA_REGISTRYINDEX, ref);
-    handle *h = lua_touserdata(p->L, -1);
-    h->obj = NULL;
-    h->ps = NULL;
-    lua_pop(p->L, 1);
+    handle *h = p->msg_h[which];
+    if (h) {
+        h->obj = NULL;
+        h->ps = NULL;
+        p->msg_h[which] = NULL;
+    }
 }
 
 static void set_num(lua_State *L, const char *k, lua_Number v)

@@ -56,7 +56,8 @@ struct sluice_policy {
     lua_State *L;
     int hook[SL_NHOOKS];               /* registry refs, LUA_NOREF if absent */
     unsigned hooks;
-    int req_ref, res_ref;              /* reused message handles */
+    int req_ref, res_ref;              /* registry slots anchoring the message handles */
+    void *msg_h[2];                    /* the running call's req and res handles */
     sl_lshared *shared;                /* what `shared` reaches: the engine's */
     sluice_policy_stats stats;
     /* The running call: its connection and the actions it queued. */

@@ -192,9 +192,14 @@ void sl_wpol_load(sl_worker *w, sl_gen *g)
         char err[768];
         if (sluice_policy_load(w->pe, pc->files[i].path, pc->files[i].src, pc->files[i].len,
                                &np[i], err, sizeof err) != 0) {
-            /* Checked before the switch, so only memory or time can fail
-             * here: keep what runs. */
-            sl_log(0, "policy: %s; keeping the policies in use", err);
+            /* Checked before the switch (and loading has generous time
+             * limits), so only memory can fail here: keep what runs. */
+            if (w->npols)
+                sl_log(0, "policy: worker %d: %s; this worker keeps the policies it had",
+                       w->index, err);
+            else
+                sl_log(0, "policy: worker %d: %s; this worker runs without policies", w->index,
+                       err);
             for (size_t k = 0; k < i; k++)
                 sluice_policy_unref(np[k]);
             free(np);

@@ -1810,6 +1810,37 @@ TEST(misused_response_bindings_fail_the_hook)
     sluice_policy_engine_free(e);
 }
 
+/* A req kept from one request is stale in the next request's hook too: it
+ * never shows another request's message. */
+TEST(request_handle_kept_is_stale_in_the_next_request)
+{
+    sluice_policy_engine *e = eng(NULL);
+    CHECK(e);
+    static const char src[] = "function on_request(stream, req)\n"
+                              "  if kept then sluice.log('info', pcall(function() return kept.path end)) end\n"
+                              "  kept = req\n"
+                              "  sluice.log('info', req.path)\n"
+                              "end\n";
+    sluice_policy *p = load(e, src);
+    CHECK(p);
+    sluice_policy_conn *pc = conn_of(p, 1, "C1");
+    sluice_policy_stream *s1 = stream_of(pc, 1, "S1");
+    sluice_policy_stream *s3 = stream_of(pc, 3, "S3");
+    CHECK_INT(request(s1, "/first"), 0);
+    CHECK_INT(R.nlog, 1);
+    CHECK_TXT(last_log(), log_at(src, "req.path)", "/first"));
+    CHECK_INT(request(s3, "/second"), 0);
+    CHECK_INT(R.nlog, 3);
+    CHECK_TXT(R.log[1], log_at(src, "pcall", "false t.lua:2: request/response handles are valid "
+                                             "only during their hook"));
+    CHECK_TXT(last_log(), log_at(src, "req.path)", "/second"));
+    sluice_policy_stream_free(s1);
+    sluice_policy_stream_free(s3);
+    close_conn(pc);
+    sluice_policy_unref(p);
+    sluice_policy_engine_free(e);
+}
+
 TEST(request_handle_kept_for_later_is_stale)
 {
     sluice_policy_engine *e = eng(NULL);
