@@ -503,6 +503,28 @@ static const char *plain_find(lua_State *L, const char *s, size_t ls, const char
     return NULL;
 }
 
+/* The byte the pattern's first item needs when it is one literal that must
+ * be there (not optional, not a class): an unanchored scan then jumps to its
+ * next occurrence instead of starting the matcher at every position. The
+ * positions skipped would fail on that first item, before the matcher could
+ * see (and complain about) anything later in the pattern. -1 otherwise. */
+static int first_literal(const char *p, size_t lp)
+{
+    size_t n = 1;
+    int c = (unsigned char)p[0];
+    if (lp == 0 || strchr("^$*+?.([])-", c))
+        return -1;
+    if (c == '%') {
+        if (lp < 2 || isalnum((unsigned char)p[1]))
+            return -1; /* a class, a back reference, %b or %f */
+        c = (unsigned char)p[1];
+        n = 2;
+    }
+    if (n < lp && (p[n] == '*' || p[n] == '?' || p[n] == '-'))
+        return -1;
+    return c;
+}
+
 static int find_aux(lua_State *L, int find)
 {
     size_t ls, lp, init;
@@ -536,8 +558,14 @@ static int find_aux(lua_State *L, int find)
     pat_init(&m, L, s, ls, p, lp);
     m.steps = cost;
     s1 = s + init;
+    int lit = anchor ? -1 : first_literal(p, lp);
     for (;;) {
         const char *e;
+        if (lit >= 0) {
+            s1 = memchr(s1, lit, (size_t)(m.src_end - s1));
+            if (!s1)
+                break;
+        }
         pat_reset(&m);
         e = do_match(&m, s1, p);
         if (e != NULL) {
