@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "host.h"
 #include "http.h"
@@ -28,6 +29,8 @@ typedef struct h2_req {
     struct h2_req *next_dirty;
     sl_conn *c;
     int pushed;              /* a promised stream: our request, not the client's */
+    int held;                /* the response waits for the request's end (holds) */
+    int expects_100;         /* expect: 100-continue: the client waits before its body */
 } h2_req;
 
 typedef struct h2_state {
@@ -147,6 +150,9 @@ static int fill_request(h2_req *q, const sluice_nv *nv, size_t n)
             q->r.authority = sl_strndup(f->value, f->value_len);
         } else if (f->name_len == 14 && memcmp(f->name, "content-length", 14) == 0) {
             sl_http_parse_content_length(f->value, f->value_len, &q->r.content_length);
+        } else if (f->name_len == 6 && memcmp(f->name, "expect", 6) == 0) {
+            q->expects_100 = f->value_len == 12 &&
+                             strncasecmp((const char *)f->value, "100-continue", 12) == 0;
         }
     }
     q->r.is_head = strcmp(q->r.method, "HEAD") == 0;
@@ -402,6 +408,27 @@ static void on_route(sl_req *r, const sluice_nv *nv, size_t n)
         sl_rpol_request(c, r, q->id, c->tls ? "https" : "http", nv, n);
 }
 
+/* A success the request body does not feed, while an upload the client
+ * announced still comes: the response waits for the request's end
+ * (on_stream_end). RFC 9113 §8.1 lets it go first, but a client may then
+ * stop reading while it uploads, never see the WINDOW_UPDATEs and stall
+ * (curl 7.88 on 2xx; a content-length it has all of counts as the end
+ * too), and a RST_STREAM(NO_ERROR) after it fails its transfer. On >= 300
+ * such a client stops uploading by itself, so those go at once; so do
+ * answers to a client that waits for one before its body (100-continue),
+ * to a tunnel, and to GET or HEAD without a content-length. */
+static int holds(const h2_req *q)
+{
+    const sl_req *r = &q->r;
+    if (r->in_eof || r->status >= 300 || r->body_kind == SL_BODY_ECHO ||
+        r->body_kind == SL_BODY_PROXY || q->expects_100)
+        return 0;
+    if (r->content_length >= 0)
+        return r->content_length > 0;
+    return strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0 &&
+           strcmp(r->method, "CONNECT") != 0;
+}
+
 /* Route and answer a request: priority, then 103 and pushes, which must
  * go before the final response (it may end the stream at once). */
 static int answer(sl_conn *c, h2_req *q, const sluice_nv *nv, size_t n)
@@ -415,7 +442,8 @@ static int answer(sl_conn *c, h2_req *q, const sluice_nv *nv, size_t n)
     }
     if (!q->r.status)
         return 0; /* an upstream answers later */
-    return submit(c, q);
+    q->held = holds(q);
+    return q->held ? 0 : submit(c, q);
 }
 
 static int on_data(sluice_session *s, uint32_t id, const uint8_t *d, size_t len, void *ud)
@@ -443,12 +471,15 @@ static int on_data(sluice_session *s, uint32_t id, const uint8_t *d, size_t len,
 
 static int on_stream_end(sluice_session *s, uint32_t id, void *ud)
 {
-    (void)ud;
     h2_req *q = sluice_session_get_stream_user_data(s, id);
     if (q) {
         sl_body_feed_end(&q->r);
         if (q->r.waiting)
             sluice_session_resume_data(s, id);
+        if (q->held) {
+            q->held = 0;
+            return submit(ud, q);
+        }
     }
     return 0;
 }
