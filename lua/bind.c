@@ -102,36 +102,24 @@ void sl_bind_invalidate(lua_State *L, int *ref)
     *ref = LUA_NOREF;
 }
 
-/* A new handle per call, so one kept from an earlier call is stale rather
- * than showing the current message. It stays anchored in the registry slot
- * of its kind until the next call of that kind: the engine clears it after
- * the call even when a full collection ran meanwhile. */
+/* req and res are light userdata: (generation << 1 | which), checked
+ * against the running call's message of that kind. Nothing is allocated per
+ * call, and one kept from an earlier call (an older generation) is stale
+ * rather than showing the current message. They are the only light userdata
+ * policy code can reach, so the one metatable of light userdata is theirs. */
 void sl_bind_push_message(sluice_policy *p, int which, const sluice_policy_message *m)
 {
-    lua_State *L = p->L;
-    int *ref = which ? &p->res_ref : &p->req_ref;
-    handle *h = lua_newuserdatauv(L, sizeof(*h), 0);
-    h->obj = (void *)m;
-    h->ps = p->cur_stream;
-    h->which = which;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->mtref[SL_CLASS_MSG]);
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    if (*ref == LUA_NOREF)
-        *ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    else
-        lua_rawseti(L, LUA_REGISTRYINDEX, *ref);
-    p->msg_h[which] = h;
+    sl_msg_slot *ms = &p->msg[which];
+    ms->gen++;
+    ms->m = m;
+    ms->ps = p->cur_stream;
+    lua_pushlightuserdata(p->L, (void *)(uintptr_t)(ms->gen << 1 | (uintptr_t)which));
 }
 
 void sl_bind_clear_message(sluice_policy *p, int which)
 {
-    handle *h = p->msg_h[which];
-    if (h) {
-        h->obj = NULL;
-        h->ps = NULL;
-        p->msg_h[which] = NULL;
-    }
+    p->msg[which].m = NULL;
+    p->msg[which].ps = NULL;
 }
 
 static void set_num(lua_State *L, const char *k, lua_Number v)
@@ -671,21 +659,22 @@ static int stream_index(lua_State *L)
 
 /* ---- req / res ----------------------------------------------------------------------- */
 
-static const sluice_policy_message *check_msg(lua_State *L, handle **hp)
+static sl_msg_slot *check_msg(lua_State *L)
 {
-    handle *h = to_handle(L, 1, SL_CLASS_MSG);
-    if (!h->obj)
+    if (lua_type(L, 1) != LUA_TLIGHTUSERDATA)
+        luaL_typeerror(L, 1, MT_MSG);
+    uintptr_t v = (uintptr_t)lua_touserdata(L, 1);
+    sl_msg_slot *ms = &P(L)->msg[v & 1];
+    if (!ms->m || ms->gen != v >> 1)
         luaL_error(L, "request/response handles are valid only during their hook");
-    if (hp)
-        *hp = h;
-    return h->obj;
+    return ms;
 }
 
 /* The first value of a field; for cookie (RFC 9113 §8.2.3) the split
  * crumbs joined with "; ", as an HTTP/1.1 server would see it. */
 static int msg_header(lua_State *L)
 {
-    const sluice_policy_message *m = check_msg(L, NULL);
+    const sluice_policy_message *m = check_msg(L)->m;
     size_t nl;
     const char *name = luaL_checklstring(L, 2, &nl);
     int cookie = nl == 6 && memcmp(name, "cookie", 6) == 0;
@@ -716,9 +705,8 @@ static int msg_header(lua_State *L)
 static int msg_edit(lua_State *L, int add, int remove, const char *what)
 {
     sluice_policy *p = P(L);
-    handle *h;
-    check_msg(L, &h);
-    if (h->which == 0 || !h->ps)
+    sl_msg_slot *h = check_msg(L);
+    if (h == &p->msg[0] || !h->ps)
         return luaL_error(L, "req is read-only: change the response in on_response");
     size_t nl, vl = 0;
     const char *n = check_name(L, 2, what, &nl);
@@ -748,9 +736,16 @@ static int msg_remove(lua_State *L)
     return msg_edit(L, 0, 1, "res:remove");
 }
 
+/* Light userdata have no name in Lua's own "attempt to index" errors: say
+ * what to do instead. */
+static int msg_newindex(lua_State *L)
+{
+    return luaL_error(L, "req and res are read-only: change response fields with res:set");
+}
+
 static int msg_index(lua_State *L)
 {
-    const sluice_policy_message *m = check_msg(L, NULL);
+    const sluice_policy_message *m = check_msg(L)->m;
     const char *k = luaL_checkstring(L, 2);
     lua_pushvalue(L, 2);
     if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL)
@@ -883,6 +878,12 @@ int sl_bind_open(sluice_policy *p)
     new_class(L, p, SL_CLASS_CONN, conn_m, conn_index);
     new_class(L, p, SL_CLASS_STREAM, stream_m, stream_index);
     new_class(L, p, SL_CLASS_MSG, msg_m, msg_index);
+    lua_pushlightuserdata(L, NULL);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->mtref[SL_CLASS_MSG]);
+    lua_pushcfunction(L, msg_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
     lua_newtable(L);
     lua_pushlightuserdata(L, p);
     luaL_setfuncs(L, mod, 1);

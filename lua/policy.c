@@ -188,7 +188,6 @@ int sluice_policy_load(sluice_policy_engine *e, const char *name, const char *sr
     p->e = e;
     e->live++;
     p->refs = 1;
-    p->req_ref = p->res_ref = LUA_NOREF;
     for (int i = 0; i < SL_NHOOKS; i++)
         p->hook[i] = LUA_NOREF;
     const char *base = strrchr(name, '/');

@@ -40,6 +40,13 @@ typedef struct sl_act {
     size_t nnv;
 } sl_act;
 
+/* What a req or res handle (light userdata) stands for. */
+typedef struct sl_msg_slot {
+    const sluice_policy_message *m;    /* NULL outside its hook */
+    struct sluice_policy_stream *ps;
+    uintptr_t gen;                     /* of the handle given out last */
+} sl_msg_slot;
+
 struct sluice_policy_engine {
     sluice_policy_options opt;
     sluice_policy_host host;
@@ -56,8 +63,7 @@ struct sluice_policy {
     lua_State *L;
     int hook[SL_NHOOKS];               /* registry refs, LUA_NOREF if absent */
     unsigned hooks;
-    int req_ref, res_ref;              /* registry slots anchoring the message handles */
-    void *msg_h[2];                    /* the running call's req and res handles */
+    sl_msg_slot msg[2];                /* the running call's req [0] and res [1] */
     sl_lshared *shared;                /* what `shared` reaches: the engine's */
     sluice_policy_stats stats;
     /* The running call: its connection and the actions it queued. */

@@ -1775,7 +1775,7 @@ static const lcase res_bad[] = {
      "res:add: invalid field name 'Link' (lowercase token characters only)"},
     {"res:remove('Server')",
      "res:remove: invalid field name 'Server' (lowercase token characters only)"},
-    {"res.status = 500", "attempt to index a sluice.message value (local 'res')"},
+    {"res.status = 500", "req and res are read-only: change response fields with res:set"},
 };
 
 TEST(misused_response_bindings_fail_the_hook)
