@@ -1,6 +1,7 @@
-/* bind.c — what policy code sees: conn, stream, req and res handles (userdata
+/* bind.c — what policy code sees: conn, stream, req and res handles (light userdata
  * that turn stale, never dangle), the `sluice` module and `shared`. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -12,52 +13,79 @@
 #define MT_STREAM "sluice.stream"
 #define MT_MSG "sluice.message"
 
-/* A handle: the object, or NULL once it is gone. Messages also know the
- * stream they belong to and whether they are a request (0) or response. */
-typedef struct handle {
-    void *obj;
-    sluice_policy_stream *ps;
-    int which;
-} handle;
+/* Handles are light userdata that encode (generation, slot, class): a conn
+ * or stream handle names a slot of p->slots, a req/res handle the running
+ * call's message of its kind. A handle is valid while its slot holds an
+ * object of the same generation; freeing the object bumps the generation,
+ * so a kept handle turns stale and can never reach another object that
+ * took the slot. Giving one out allocates nothing in the Lua state, and the
+ * same object always gives the same value (== and table keys work). These
+ * are the only light userdata policy code can reach, so the one metatable
+ * of light userdata is theirs. */
+#define H_CLASS_BITS 2
+#define H_SLOT_BITS 20 /* handles alive at once per state */
+#define H_SLOT_MAX ((uintptr_t)1 << H_SLOT_BITS)
+#define H_GEN_SHIFT (H_CLASS_BITS + H_SLOT_BITS)
+
+static const char *const class_names[SL_NCLASSES] = {MT_CONN, MT_STREAM, MT_MSG};
 
 static sluice_policy *P(lua_State *L)
 {
     return lua_touserdata(L, lua_upvalueindex(1));
 }
 
-static const char *const class_names[SL_NCLASSES] = {MT_CONN, MT_STREAM, MT_MSG};
-
-/* The handle at i if it is of class cls. The metatable is compared by
- * address (kept at open): luaL_checkudata's registry lookup by name is a
- * measurable part of a cheap hook call. */
-static handle *to_handle(lua_State *L, int i, int cls)
+static void *h_value(uintptr_t gen, uintptr_t slot, int cls)
 {
-    handle *h = lua_touserdata(L, i);
-    if (!h || !lua_getmetatable(L, i))
-        luaL_typeerror(L, i, class_names[cls]);
-    const void *mt = lua_topointer(L, -1);
-    lua_pop(L, 1);
-    if (mt != P(L)->mt[cls])
-        luaL_typeerror(L, i, class_names[cls]);
-    return h;
+    return (void *)(gen << H_GEN_SHIFT | slot << H_CLASS_BITS | (uintptr_t)cls);
 }
 
-static handle *check_handle(lua_State *L, int i, int cls, const char *what)
+/* The object a handle value stands for, or NULL when it is stale. */
+static void *h_object(sluice_policy *p, uintptr_t v)
 {
-    handle *h = to_handle(L, i, cls);
-    if (!h->obj)
-        luaL_error(L, "%s is gone", what);
-    return h;
+    uintptr_t slot = (v >> H_CLASS_BITS) & (H_SLOT_MAX - 1), gen = v >> H_GEN_SHIFT;
+    if ((v & 3) == SL_CLASS_MSG) {
+        sl_msg_slot *ms = &p->msg[slot & 1];
+        return ms->m && ms->gen == gen ? ms : NULL;
+    }
+    if (slot >= p->nslots || p->slots[slot].gen != gen)
+        return NULL;
+    return p->slots[slot].obj;
+}
+
+/* The object of the class-cls handle at i; a wrong argument or a stale
+ * handle raises. */
+static void *check_obj(lua_State *L, int i, int cls, const char *gone)
+{
+    if (lua_type(L, i) == LUA_TLIGHTUSERDATA) {
+        uintptr_t v = (uintptr_t)lua_touserdata(L, i);
+        if ((int)(v & 3) == cls) {
+            void *o = h_object(P(L), v);
+            if (!o)
+                luaL_error(L, "%s", gone);
+            return o;
+        }
+    }
+    const char *got = lua_type(L, i) == LUA_TLIGHTUSERDATA
+                          ? class_names[(uintptr_t)lua_touserdata(L, i) & 3]
+                          : luaL_typename(L, i);
+    luaL_argerror(L, i, lua_pushfstring(L, "%s expected, got %s", class_names[cls], got));
+    return NULL;
 }
 
 static sluice_policy_conn *check_conn(lua_State *L, int i)
 {
-    return check_handle(L, i, SL_CLASS_CONN, "connection")->obj;
+    return check_obj(L, i, SL_CLASS_CONN, "connection is gone");
 }
 
 static sluice_policy_stream *check_stream(lua_State *L, int i)
 {
-    return check_handle(L, i, SL_CLASS_STREAM, "stream")->obj;
+    return check_obj(L, i, SL_CLASS_STREAM, "stream is gone");
+}
+
+static sl_msg_slot *check_msg(lua_State *L)
+{
+    return check_obj(L, 1, SL_CLASS_MSG,
+                     "request/response handles are valid only during their hook");
 }
 
 /* ---- handle life ------------------------------------------------------------ */
@@ -65,18 +93,28 @@ static sluice_policy_stream *check_stream(lua_State *L, int i)
 static void push_handle(sluice_policy *p, int *ref, void *obj, int cls)
 {
     lua_State *L = p->L;
-    if (*ref != LUA_NOREF) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, *ref);
-        return;
+    if (*ref < 0) {
+        uint32_t slot;
+        if (p->free_slot) {
+            slot = p->free_slot - 1;
+            p->free_slot = p->slots[slot].next_free;
+        } else {
+            if (p->nslots == p->slots_cap) {
+                size_t cap = p->slots_cap ? p->slots_cap * 2 : 64;
+                sl_slot *n = cap <= H_SLOT_MAX ? realloc(p->slots, cap * sizeof(*n)) : NULL;
+                if (!n)
+                    luaL_error(L, "too many connections and streams for policy handles");
+                p->slots = n;
+                p->slots_cap = cap;
+            }
+            slot = (uint32_t)p->nslots++;
+            p->slots[slot].gen = 1; /* never 0: a NULL light userdata is no handle */
+        }
+        p->slots[slot].obj = obj;
+        *ref = (int)slot;
     }
-    handle *h = lua_newuserdatauv(L, sizeof(*h), 0);
-    h->obj = obj;
-    h->ps = NULL;
-    h->which = 0;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->mtref[cls]); /* no lookup by name */
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    uintptr_t gen = p->slots[*ref].gen;
+    lua_pushlightuserdata(L, h_value(gen, (uintptr_t)*ref, cls));
 }
 
 void sl_bind_push_conn(sluice_policy *p, sluice_policy_conn *pc)
@@ -89,31 +127,30 @@ void sl_bind_push_stream(sluice_policy *p, sluice_policy_stream *ps)
     push_handle(p, &ps->ref, ps, SL_CLASS_STREAM);
 }
 
-void sl_bind_invalidate(lua_State *L, int *ref)
+void sl_bind_invalidate(sluice_policy *p, int *ref)
 {
-    if (*ref == LUA_NOREF)
+    if (*ref < 0)
         return;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, *ref);
-    handle *h = lua_touserdata(L, -1);
-    if (h)
-        h->obj = NULL;
-    lua_pop(L, 1);
-    luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+    sl_slot *sl = &p->slots[*ref];
+    sl->obj = NULL;
+    /* Within the bits a handle has for it; wrapping to 0 skips to 1. */
+    sl->gen = (sl->gen + 1) & (uint32_t)(UINTPTR_MAX >> H_GEN_SHIFT);
+    if (!sl->gen)
+        sl->gen = 1;
+    sl->next_free = p->free_slot;
+    p->free_slot = (uint32_t)*ref + 1;
     *ref = LUA_NOREF;
 }
 
-/* req and res are light userdata: (generation << 1 | which), checked
- * against the running call's message of that kind. Nothing is allocated per
- * call, and one kept from an earlier call (an older generation) is stale
- * rather than showing the current message. They are the only light userdata
- * policy code can reach, so the one metatable of light userdata is theirs. */
 void sl_bind_push_message(sluice_policy *p, int which, const sluice_policy_message *m)
 {
     sl_msg_slot *ms = &p->msg[which];
-    ms->gen++;
+    ms->gen = (ms->gen + 1) & (UINTPTR_MAX >> H_GEN_SHIFT);
+    if (!ms->gen)
+        ms->gen = 1;
     ms->m = m;
     ms->ps = p->cur_stream;
-    lua_pushlightuserdata(p->L, (void *)(uintptr_t)(ms->gen << 1 | (uintptr_t)which));
+    lua_pushlightuserdata(p->L, h_value(ms->gen, (uintptr_t)which, SL_CLASS_MSG));
 }
 
 void sl_bind_clear_message(sluice_policy *p, int which)
@@ -446,13 +483,9 @@ static void push_opt_str(lua_State *L, const char *s)
         lua_pushnil(L);
 }
 
-static int conn_index(lua_State *L)
+static int conn_index(lua_State *L, const char *k)
 {
     sluice_policy_conn *pc = check_conn(L, 1);
-    const char *k = luaL_checkstring(L, 2);
-    lua_pushvalue(L, 2);
-    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL) /* a method */
-        return 1;
     const sluice_policy_conn_info *in = &pc->info;
     if (strcmp(k, "peer") == 0)
         push_opt_str(L, in->peer);
@@ -631,14 +664,10 @@ static int stream_window(lua_State *L)
     return 0;
 }
 
-static int stream_index(lua_State *L)
+static int stream_index(lua_State *L, const char *k)
 {
     sluice_policy *p = P(L);
     sluice_policy_stream *ps = check_stream(L, 1);
-    const char *k = luaL_checkstring(L, 2);
-    lua_pushvalue(L, 2);
-    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL)
-        return 1;
     if (strcmp(k, "id") == 0) {
         lua_pushinteger(L, ps->id);
     } else if (strcmp(k, "conn") == 0) {
@@ -658,17 +687,6 @@ static int stream_index(lua_State *L)
 }
 
 /* ---- req / res ----------------------------------------------------------------------- */
-
-static sl_msg_slot *check_msg(lua_State *L)
-{
-    if (lua_type(L, 1) != LUA_TLIGHTUSERDATA)
-        luaL_typeerror(L, 1, MT_MSG);
-    uintptr_t v = (uintptr_t)lua_touserdata(L, 1);
-    sl_msg_slot *ms = &P(L)->msg[v & 1];
-    if (!ms->m || ms->gen != v >> 1)
-        luaL_error(L, "request/response handles are valid only during their hook");
-    return ms;
-}
 
 /* The first value of a field; for cookie (RFC 9113 §8.2.3) the split
  * crumbs joined with "; ", as an HTTP/1.1 server would see it. */
@@ -736,20 +754,9 @@ static int msg_remove(lua_State *L)
     return msg_edit(L, 0, 1, "res:remove");
 }
 
-/* Light userdata have no name in Lua's own "attempt to index" errors: say
- * what to do instead. */
-static int msg_newindex(lua_State *L)
-{
-    return luaL_error(L, "req and res are read-only: change response fields with res:set");
-}
-
-static int msg_index(lua_State *L)
+static int msg_index(lua_State *L, const char *k)
 {
     const sluice_policy_message *m = check_msg(L)->m;
-    const char *k = luaL_checkstring(L, 2);
-    lua_pushvalue(L, 2);
-    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL)
-        return 1;
     const char *s = NULL;
     if (strcmp(k, "path") == 0)
         s = m->path;
@@ -838,27 +845,49 @@ static int l_now(lua_State *L)
 
 /* ---- opening ------------------------------------------------------------------------------- */
 
-static void new_class(lua_State *L, sluice_policy *p, int cls, const luaL_Reg *methods,
-                      lua_CFunction index)
+/* ---- the handles' metatable ---------------------------------------------------------- */
+
+/* handle.key: a method of the handle's class (upvalues 2..4), else a field. */
+static int h_index(lua_State *L)
 {
-    const char *mt = class_names[cls];
-    luaL_newmetatable(L, mt);
-    p->mt[cls] = lua_topointer(L, -1);
-    lua_pushvalue(L, -1);
-    p->mtref[cls] = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_newtable(L); /* methods */
+    int cls = (int)((uintptr_t)lua_touserdata(L, 1) & 3);
+    if (cls >= SL_NCLASSES)
+        return luaL_error(L, "not a sluice handle");
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(2 + cls)) != LUA_TNIL)
+        return 1;
+    lua_pop(L, 1);
+    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "";
+    switch (cls) {
+    case SL_CLASS_CONN: return conn_index(L, k);
+    case SL_CLASS_STREAM: return stream_index(L, k);
+    default: return msg_index(L, k);
+    }
+}
+
+/* Lua names light userdata plainly "userdata" in its own errors: say what
+ * the handle is and what to do instead. */
+static int h_newindex(lua_State *L)
+{
+    switch ((uintptr_t)lua_touserdata(L, 1) & 3) {
+    case SL_CLASS_CONN: return luaL_error(L, "conn fields are read-only");
+    case SL_CLASS_STREAM: return luaL_error(L, "stream fields are read-only: use its methods");
+    default: return luaL_error(L, "req and res are read-only: change response fields with res:set");
+    }
+}
+
+static int h_tostring(lua_State *L)
+{
+    uintptr_t v = (uintptr_t)lua_touserdata(L, 1);
+    lua_pushfstring(L, "%s: %p", class_names[v & 3], lua_touserdata(L, 1));
+    return 1;
+}
+
+static void push_methods(lua_State *L, sluice_policy *p, const luaL_Reg *methods)
+{
+    lua_newtable(L);
     lua_pushlightuserdata(L, p);
     luaL_setfuncs(L, methods, 1);
-    lua_pushlightuserdata(L, p);
-    lua_pushvalue(L, -2);
-    lua_pushcclosure(L, index, 2);
-    lua_setfield(L, -3, "__index");
-    lua_pop(L, 1);
-    lua_pushstring(L, mt);
-    lua_setfield(L, -2, "__name");
-    lua_pushboolean(L, 0); /* getmetatable(handle) gives nothing to play with */
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
 }
 
 int sl_bind_open(sluice_policy *p)
@@ -875,13 +904,22 @@ int sl_bind_open(sluice_policy *p)
                                      {NULL, NULL}};
     static const luaL_Reg mod[] = {{"log", l_log}, {"now", l_now}, {NULL, NULL}};
     lua_State *L = p->L;
-    new_class(L, p, SL_CLASS_CONN, conn_m, conn_index);
-    new_class(L, p, SL_CLASS_STREAM, stream_m, stream_index);
-    new_class(L, p, SL_CLASS_MSG, msg_m, msg_index);
     lua_pushlightuserdata(L, NULL);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->mtref[SL_CLASS_MSG]);
-    lua_pushcfunction(L, msg_newindex);
+    lua_createtable(L, 0, 5);
+    lua_pushlightuserdata(L, p);
+    push_methods(L, p, conn_m); /* in SL_CLASS_* order */
+    push_methods(L, p, stream_m);
+    push_methods(L, p, msg_m);
+    lua_pushcclosure(L, h_index, 4);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, h_newindex);
     lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, h_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, "sluice.handle");
+    lua_setfield(L, -2, "__name");
+    lua_pushboolean(L, 0); /* getmetatable(handle) gives nothing to play with */
+    lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);
     lua_pop(L, 1);
     lua_newtable(L);

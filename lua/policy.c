@@ -89,6 +89,7 @@ static void policy_free(sluice_policy *p)
     sl_act_drop(p);
     free(p->arena);
     free(p->acts);
+    free(p->slots);
     free(p->name);
     p->e->live--;
     free(p);
@@ -448,10 +449,9 @@ sluice_policy *sluice_policy_conn_policy(const sluice_policy_conn *pc)
 /* Every handle the connection's state gave out goes stale. */
 static void detach(sluice_policy_conn *pc)
 {
-    lua_State *L = pc->p->L;
-    sl_bind_invalidate(L, &pc->ref);
+    sl_bind_invalidate(pc->p, &pc->ref);
     for (sluice_policy_stream *ps = pc->streams; ps; ps = ps->next)
-        sl_bind_invalidate(L, &ps->ref);
+        sl_bind_invalidate(pc->p, &ps->ref);
 }
 
 void sluice_policy_conn_switch(sluice_policy_conn *pc, sluice_policy *p)
@@ -521,7 +521,7 @@ void sluice_policy_stream_free(sluice_policy_stream *ps)
         return;
     sluice_policy_conn *pc = ps->pc;
     sluice_policy *p = pc->p;
-    sl_bind_invalidate(p->L, &ps->ref);
+    sl_bind_invalidate(p, &ps->ref);
     sl_act_forget(p, NULL, ps); /* queued for it: nothing to act on now */
     if (ps->prev)
         ps->prev->next = ps->next;

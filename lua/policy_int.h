@@ -40,6 +40,13 @@ typedef struct sl_act {
     size_t nnv;
 } sl_act;
 
+/* What a conn or stream handle stands for: obj while gen matches. */
+typedef struct sl_slot {
+    void *obj;
+    uintptr_t gen;
+    uint32_t next_free;                /* 1 + next free slot, 0: none */
+} sl_slot;
+
 /* What a req or res handle (light userdata) stands for. */
 typedef struct sl_msg_slot {
     const sluice_policy_message *m;    /* NULL outside its hook */
@@ -76,15 +83,17 @@ struct sluice_policy {
      * stream or close a connection, whose later actions must be skipped. */
     struct sl_actlist *applying;
     int depth;                         /* nested applies, bounded */
-    const void *mt[SL_NCLASSES];       /* the handle metatables, by address */
-    int mtref[SL_NCLASSES];            /* and their registry refs */
+    /* What conn and stream handles stand for (bind.c). */
+    struct sl_slot *slots;
+    size_t nslots, slots_cap;
+    uint32_t free_slot;                /* 1 + first free slot, 0: none */
 };
 
 struct sluice_policy_conn {
     sluice_policy *p;
     void *ud;
     sluice_session *s;
-    int ref;                           /* its handle in p's state, or LUA_NOREF */
+    int ref;                           /* its handle's slot in p, or LUA_NOREF */
     struct sluice_policy_stream *streams;
     char *strs;                        /* the info strings, one allocation */
     sluice_policy_conn_info info;
@@ -107,7 +116,7 @@ int sl_bind_open(sluice_policy *p);
 void sl_bind_push_conn(sluice_policy *p, sluice_policy_conn *pc);
 void sl_bind_push_stream(sluice_policy *p, sluice_policy_stream *ps);
 /* A handle's object is gone (or the connection moved to another version). */
-void sl_bind_invalidate(lua_State *L, int *ref);
+void sl_bind_invalidate(sluice_policy *p, int *ref);
 /* The reusable req/res handle, pointing at m for the call. */
 void sl_bind_push_message(sluice_policy *p, int which, const sluice_policy_message *m);
 void sl_bind_clear_message(sluice_policy *p, int which);

@@ -734,7 +734,7 @@ static const lcase conn_bad[] = {
     {"conn:push('no')", "bad argument #1 to 'push' (boolean expected, got string)"},
     {"conn:push(false) conn:window({ connection = 4194304 }) error('late')", "late"},
     {"conn.settings(nil, {})", "bad argument #1 to 'settings' (sluice.conn expected, got nil)"},
-    {"conn.peer = 'x'", "attempt to index a sluice.conn value (local 'conn')"},
+    {"conn.peer = 'x'", "conn fields are read-only"},
 };
 
 /* "local cases = {\n  function(a, b) <lua> end,\n ... }\n" then the hook:
@@ -1583,7 +1583,7 @@ static const lcase stream_bad[] = {
     {"stream.priority({}, 1)", "bad argument #1 to 'priority' (sluice.stream expected, got table)"},
     {"req.header(stream, 'x')",
      "bad argument #1 to 'header' (sluice.message expected, got sluice.stream)"},
-    {"stream.id = 5", "attempt to index a sluice.stream value (local 'stream')"},
+    {"stream.id = 5", "stream fields are read-only: use its methods"},
     {"stream:nosuch()", "attempt to call a nil value (method 'nosuch')"},
     {"req:set('x', '1')", "req is read-only: change the response in on_response"},
     {"req:add('x', '1')", "req is read-only: change the response in on_response"},
