@@ -90,9 +90,9 @@ static sl_msg_slot *check_msg(lua_State *L)
 
 /* ---- handle life ------------------------------------------------------------ */
 
-static void push_handle(sluice_policy *p, int *ref, void *obj, int cls)
+/* Pushed on L, the running thread (a coroutine's, maybe), not p->L. */
+static void push_handle(sluice_policy *p, lua_State *L, int *ref, void *obj, int cls)
 {
-    lua_State *L = p->L;
     if (*ref < 0) {
         uint32_t slot;
         if (p->free_slot) {
@@ -117,14 +117,14 @@ static void push_handle(sluice_policy *p, int *ref, void *obj, int cls)
     lua_pushlightuserdata(L, h_value(gen, (uintptr_t)*ref, cls));
 }
 
-void sl_bind_push_conn(sluice_policy *p, sluice_policy_conn *pc)
+void sl_bind_push_conn(sluice_policy *p, lua_State *L, sluice_policy_conn *pc)
 {
-    push_handle(p, &pc->ref, pc, SL_CLASS_CONN);
+    push_handle(p, L, &pc->ref, pc, SL_CLASS_CONN);
 }
 
-void sl_bind_push_stream(sluice_policy *p, sluice_policy_stream *ps)
+void sl_bind_push_stream(sluice_policy *p, lua_State *L, sluice_policy_stream *ps)
 {
-    push_handle(p, &ps->ref, ps, SL_CLASS_STREAM);
+    push_handle(p, L, &ps->ref, ps, SL_CLASS_STREAM);
 }
 
 void sl_bind_invalidate(sluice_policy *p, int *ref)
@@ -142,7 +142,8 @@ void sl_bind_invalidate(sluice_policy *p, int *ref)
     *ref = LUA_NOREF;
 }
 
-void sl_bind_push_message(sluice_policy *p, int which, const sluice_policy_message *m)
+void sl_bind_push_message(sluice_policy *p, lua_State *L, int which,
+                          const sluice_policy_message *m)
 {
     sl_msg_slot *ms = &p->msg[which];
     ms->gen = (ms->gen + 1) & (UINTPTR_MAX >> H_GEN_SHIFT);
@@ -150,7 +151,7 @@ void sl_bind_push_message(sluice_policy *p, int which, const sluice_policy_messa
         ms->gen = 1;
     ms->m = m;
     ms->ps = p->cur_stream;
-    lua_pushlightuserdata(p->L, h_value(ms->gen, (uintptr_t)which, SL_CLASS_MSG));
+    lua_pushlightuserdata(L, h_value(ms->gen, (uintptr_t)which, SL_CLASS_MSG));
 }
 
 void sl_bind_clear_message(sluice_policy *p, int which)
@@ -671,7 +672,7 @@ static int stream_index(lua_State *L, const char *k)
     if (strcmp(k, "id") == 0) {
         lua_pushinteger(L, ps->id);
     } else if (strcmp(k, "conn") == 0) {
-        sl_bind_push_conn(p, ps->pc);
+        sl_bind_push_conn(p, L, ps->pc);
     } else if (strcmp(k, "urgency") == 0 || strcmp(k, "incremental") == 0) {
         int u = SLUICE_URGENCY_DEFAULT, i = 0;
         if (ps->pc->s)

@@ -260,16 +260,16 @@ static int trampoline(lua_State *L)
     int n = 2;
     switch (c->h) {
     case SL_ON_CONNECTION:
-        sl_bind_push_conn(p, c->pc);
+        sl_bind_push_conn(p, L, c->pc);
         n = 1;
         break;
     case SL_ON_REQUEST:
     case SL_ON_RESPONSE:
-        sl_bind_push_stream(p, c->ps);
-        sl_bind_push_message(p, c->h == SL_ON_RESPONSE, c->m);
+        sl_bind_push_stream(p, L, c->ps);
+        sl_bind_push_message(p, L, c->h == SL_ON_RESPONSE, c->m);
         break;
     default:
-        sl_bind_push_conn(p, c->pc);
+        sl_bind_push_conn(p, L, c->pc);
         sl_bind_push_stats(L, c->st);
         break;
     }

@@ -113,12 +113,13 @@ struct sluice_policy_stream {
 
 /* bind.c: metatables, the `sluice` module and `shared` in a new state. */
 int sl_bind_open(sluice_policy *p);
-void sl_bind_push_conn(sluice_policy *p, sluice_policy_conn *pc);
-void sl_bind_push_stream(sluice_policy *p, sluice_policy_stream *ps);
+void sl_bind_push_conn(sluice_policy *p, lua_State *L, sluice_policy_conn *pc);
+void sl_bind_push_stream(sluice_policy *p, lua_State *L, sluice_policy_stream *ps);
 /* A handle's object is gone (or the connection moved to another version). */
 void sl_bind_invalidate(sluice_policy *p, int *ref);
 /* The reusable req/res handle, pointing at m for the call. */
-void sl_bind_push_message(sluice_policy *p, int which, const sluice_policy_message *m);
+void sl_bind_push_message(sluice_policy *p, lua_State *L, int which,
+                          const sluice_policy_message *m);
 void sl_bind_clear_message(sluice_policy *p, int which);
 void sl_bind_push_stats(lua_State *L, const sluice_policy_conn_stats *st);
 

@@ -16,53 +16,179 @@
 /* The count hook runs every LBOX_EVERY VM instructions: the clock is read
  * every few microseconds of Lua code, and the hook costs next to nothing. */
 #define LBOX_EVERY 1000
-/* Source bytes load() parses per unit of budget (lpattern's rate too). */
+/* Bytes scanned per unit of budget by C code that reads without building
+ * anything (load()'s parser, utf8.len, tonumber; lpattern's rate too). */
 #define LBOX_BYTES_PER_UNIT 16
+/* Bytes allocated during a call cost one unit per 2^LBOX_ALLOC_SHIFT: C
+ * code and VM instructions that copy strings (.., string.upper, format)
+ * build what they copy, so this prices them without a wrapper each. */
+#define LBOX_ALLOC_SHIFT 5
 /* load() with a reader function keeps the current piece in this slot. */
 #define LBOX_READ_SLOT 5
+
+#if LUA_VERSION_RELEASE_NUM >= 50406
+#define lbox_closethread(co, from) lua_closethread(co, from)
+#else
+#define lbox_closethread(co, from) ((void)(from), lua_resetthread(co))
+#endif
 
 struct sl_lbox {
     lua_State *L;
     sl_lbox_limits lim;
     sl_lbox_env env;
     size_t mem;                /* bytes the state holds */
-    /* An allocation the cap refused. Lua retries it once after an
-     * emergency collection; if that succeeds the refusal is forgotten,
-     * otherwise the cap was hit (even if a pcall in the policy swallows
-     * the "not enough memory" error). */
+    size_t cap;                /* lim.memory, or SIZE_MAX */
+    /* The cap was hit: an allocation was refused and Lua's retry of it
+     * after an emergency collection (the next growth, if it is the same
+     * block) failed too. Noted even if a pcall in the policy swallows the
+     * "not enough memory" error. */
     int refused;
-    void *refused_ptr;
-    size_t refused_size;
+    /* The last refusal, by the cap or the budget, while its retry may
+     * still come. */
+    int retry;
+    void *retry_ptr;
+    size_t retry_size;
+    /* "name:line: " of the running Lua function when an allocation was
+     * refused: by the time the failure is reported the stack is gone. */
+    char where[96];
     /* The running call. */
     int in_call;
     int fail;                  /* enum sl_lbox_fail once the call is doomed */
+    lua_State *run;            /* the thread running policy code, or NULL */
     uint64_t used;             /* instructions and charged units */
+    uint64_t alloc_limit;      /* lim.instructions during a call, else UINT64_MAX */
     uint64_t clock_at;         /* `used` at the last read of the clock */
     uint64_t start;            /* the clock when the call began */
-    char msg[192];             /* the budget error of the call */
+    char msg[192];             /* the budget error of the call ("" until known) */
     char warn[256];            /* a warning being assembled from pieces */
     size_t warn_len;
 };
 
+static void lbox_hook(lua_State *L, lua_Debug *ar);
+static void lbox_doom(sl_lbox *b, int why, const char *where);
+
+/* ---- where a failure happened -------------------------------------------- */
+
+/* "name:line: " of the innermost Lua function of L (a C function such as
+ * a pattern matcher has no line), or "". Neither lua_getstack nor
+ * lua_getinfo "Sl" allocates, so this is safe at the memory cap. */
+static void lbox_where(lua_State *L, char *buf, size_t len)
+{
+    lua_Debug ar;
+    buf[0] = '\0';
+    for (int level = 0; lua_getstack(L, level, &ar); level++) {
+        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+            snprintf(buf, len, "%s:%d: ", ar.short_src, ar.currentline);
+            return;
+        }
+    }
+}
+
 /* ---- memory ------------------------------------------------------------ */
 
+/* An allocation is being refused while policy code runs: note where that
+ * code stands, and make its thread stop at its next instruction (a pcall
+ * in the policy would otherwise run on for up to LBOX_EVERY instructions;
+ * lua_sethook is safe at any point, lua.c calls it from a signal handler).
+ * Walking the stack here is safe because Lua keeps its frames consistent
+ * across every allocation, with one exception from 5.4.6 on: a stack
+ * being reallocated has its frames turned into offsets meanwhile, and it
+ * is the only stack block reallocated in place (ptr != NULL). */
+static void lbox_refusing(sl_lbox *b, const void *ptr)
+{
+    b->where[0] = '\0';
+    if (!b->run)
+        return;
+#if LUA_VERSION_RELEASE_NUM >= 50406
+    if (ptr == NULL)
+        lbox_where(b->run, b->where, sizeof b->where);
+#else
+    (void)ptr;
+    lbox_where(b->run, b->where, sizeof b->where);
+#endif
+    lua_sethook(b->run, lbox_hook, LUA_MASKCOUNT, 1);
+}
+
+/* After a refusal Lua collects all garbage and retries the allocation
+ * once, when it can: the next growth, if it is the same block. */
+enum { LBOX_RETRY_NONE, LBOX_RETRY_CAP, LBOX_RETRY_BUDGET };
+
+/* The cap (or malloc) refused; the cap is hit once the retry fails too,
+ * or when none comes. */
+static void *lbox_refuse_cap(sl_lbox *b, void *ptr, size_t nsize, int retried)
+{
+    if (retried) {
+        b->refused = 1;
+        return NULL;
+    }
+    b->retry = LBOX_RETRY_CAP;
+    b->retry_ptr = ptr;
+    b->retry_size = nsize;
+    lbox_refusing(b, ptr);
+    return NULL;
+}
+
+static int lbox_capped(const sl_lbox *b)
+{
+    return b->refused || b->retry == LBOX_RETRY_CAP;
+}
+
+/* The charge of an allocation took `used` past the budget: the call is
+ * doomed and the allocation fails, as does Lua's retry of it, so a C
+ * function copying in a loop stops at once. Later allocations go
+ * through, so the error of the doomed call can still be built. */
+static void *lbox_over_budget(sl_lbox *b, void *ptr, size_t nsize)
+{
+    b->retry = LBOX_RETRY_BUDGET;
+    b->retry_ptr = ptr;
+    b->retry_size = nsize;
+    lbox_refusing(b, ptr);
+    b->fail = SL_LBOX_INSTRUCTIONS;
+    /* Without a position the hook, or the end of the call, says it. */
+    b->msg[0] = '\0';
+    if (b->where[0])
+        lbox_doom(b, SL_LBOX_INSTRUCTIONS, b->where);
+    return NULL;
+}
+
+/* The first growth after a refusal: 1 if it is Lua's retry of the
+ * block. A retry the budget refused fails again (-1). */
+static int lbox_retry(sl_lbox *b, const void *ptr, size_t nsize)
+{
+    int same = ptr == b->retry_ptr && nsize == b->retry_size, why = b->retry;
+    b->retry = LBOX_RETRY_NONE;
+    if (why == LBOX_RETRY_BUDGET)
+        return same ? -1 : 0;
+    if (!same)
+        b->refused = 1; /* Lua gave up without a retry */
+    return same;
+}
+
 /* Counts every byte; refuses growth past the cap, never a free or a
- * shrink (Lua cannot recover from a failed shrink). */
+ * shrink (Lua cannot recover from a failed shrink). Growth during a call
+ * is charged to its budget: a few integer operations, as this runs for
+ * every string and table the policy makes. */
 static void *lbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     sl_lbox *b = ud;
     size_t old = ptr ? osize : 0; /* without ptr, osize is a type tag */
+    int retried = 0;
     void *p;
     if (nsize == 0) {
         free(ptr);
         b->mem -= old;
         return NULL;
     }
-    if (nsize > old && b->lim.memory && nsize - old > b->lim.memory - b->mem) {
-        b->refused = 1;
-        b->refused_ptr = ptr;
-        b->refused_size = nsize;
-        return NULL;
+    if (nsize > old) {
+        size_t grow = nsize - old;
+        uint64_t used = b->used + (grow >> LBOX_ALLOC_SHIFT);
+        if (b->retry && (retried = lbox_retry(b, ptr, nsize)) < 0)
+            return NULL;
+        if (grow > b->cap - b->mem)
+            return lbox_refuse_cap(b, ptr, nsize, retried);
+        b->used = used < b->used ? UINT64_MAX : used;
+        if (b->used > b->alloc_limit && !b->fail)
+            return lbox_over_budget(b, ptr, nsize);
     }
     p = realloc(ptr, nsize);
     if (!p) {
@@ -70,13 +196,8 @@ static void *lbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
             b->mem -= old - nsize;
             return ptr;
         }
-        b->refused = 1;
-        b->refused_ptr = ptr;
-        b->refused_size = nsize;
-        return NULL;
+        return lbox_refuse_cap(b, ptr, nsize, retried);
     }
-    if (b->refused && ptr == b->refused_ptr && nsize == b->refused_size)
-        b->refused = 0; /* the retry after the emergency collection */
     b->mem = b->mem - old + nsize;
     return p;
 }
@@ -92,42 +213,48 @@ static uint64_t lbox_now(const sl_lbox *b)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void lbox_memory_msg(sl_lbox *b)
+/* The message of a failure, after `where` ("name:line: " or ""). */
+static void lbox_what(const sl_lbox *b, int why, const char *where, char *buf, size_t len)
 {
-    if (b->lim.memory)
-        snprintf(b->msg, sizeof b->msg, "memory limit exceeded (%zu bytes)", b->lim.memory);
-    else
-        snprintf(b->msg, sizeof b->msg, "not enough memory");
+    switch (why) {
+    case SL_LBOX_TIME:
+        snprintf(buf, len, "%stime limit exceeded", where);
+        break;
+    case SL_LBOX_MEMORY:
+        if (b->lim.memory)
+            snprintf(buf, len, "%smemory limit exceeded (%zu bytes)", where, b->lim.memory);
+        else
+            snprintf(buf, len, "%snot enough memory", where);
+        break;
+    default:
+        snprintf(buf, len, "%sinstruction budget exceeded", where);
+        break;
+    }
 }
 
-/* Dooms the call: records why, with the position of the innermost Lua
- * function (a C function such as a pattern matcher has no line). Formats
- * into b->msg without allocating: the state may be at its cap. */
-static void lbox_doom(lua_State *L, sl_lbox *b, int why)
+/* Dooms the call: records why, into b->msg without allocating (the
+ * state may be at its cap). */
+static void lbox_doom(sl_lbox *b, int why, const char *where)
 {
-    const char *what = why == SL_LBOX_TIME ? "time limit exceeded" : "instruction budget exceeded";
-    lua_Debug ar;
     b->fail = why;
-    if (why == SL_LBOX_MEMORY) {
-        lbox_memory_msg(b);
-        return;
-    }
-    for (int level = 0; lua_getstack(L, level, &ar); level++) {
-        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
-            snprintf(b->msg, sizeof b->msg, "%s:%d: %s", ar.short_src, ar.currentline, what);
-            return;
-        }
-    }
-    snprintf(b->msg, sizeof b->msg, "%s", what);
+    lbox_what(b, why, where, b->msg, sizeof b->msg);
 }
 
-static void lbox_hook(lua_State *L, lua_Debug *ar);
+/* Dooms the call at the position of L's innermost Lua function. */
+static void lbox_doom_at(lua_State *L, sl_lbox *b, int why)
+{
+    char where[96];
+    lbox_where(L, where, sizeof where);
+    lbox_doom(b, why, where);
+}
 
 /* From now on every instruction of this thread and of the main thread
  * fails, so neither a pcall nor a coroutine boundary can swallow the
- * error for long (an outer coroutine fails at its next hook). */
+ * error for long (a resume that returns into a doomed call raises it). */
 static int lbox_raise(lua_State *L, sl_lbox *b)
 {
+    if (!b->msg[0]) /* doomed by an allocation that could not say where */
+        lbox_doom_at(L, b, b->fail);
     lua_sethook(L, lbox_hook, LUA_MASKCOUNT, 1);
     if (L != b->L)
         lua_sethook(b->L, lbox_hook, LUA_MASKCOUNT, 1);
@@ -137,16 +264,20 @@ static int lbox_raise(lua_State *L, sl_lbox *b)
 
 static void lbox_check(lua_State *L, sl_lbox *b)
 {
-    if (b->refused) {
-        lbox_doom(L, b, SL_LBOX_MEMORY);
+    if (lbox_capped(b)) {
+        /* Where the cap refused, if known: the hook comes later. */
+        if (b->where[0])
+            lbox_doom(b, SL_LBOX_MEMORY, b->where);
+        else
+            lbox_doom_at(L, b, SL_LBOX_MEMORY);
     } else if (b->lim.instructions && b->used > b->lim.instructions) {
-        lbox_doom(L, b, SL_LBOX_INSTRUCTIONS);
+        lbox_doom_at(L, b, SL_LBOX_INSTRUCTIONS);
     } else if (b->lim.time_ns && b->used - b->clock_at >= LBOX_EVERY) {
         uint64_t now = lbox_now(b);
         b->clock_at = b->used;
         /* A clock that goes backwards does not doom the call. */
         if (now > b->start && now - b->start > b->lim.time_ns)
-            lbox_doom(L, b, SL_LBOX_TIME);
+            lbox_doom_at(L, b, SL_LBOX_TIME);
     }
 }
 
@@ -191,6 +322,18 @@ void sl_lbox_charge(lua_State *L, uint64_t units)
             return;
     }
     lbox_raise(L, b);
+}
+
+/* After C code that ran policy code on another thread (a resume): a call
+ * doomed meanwhile, or that hit the cap, fails here too. */
+static void lbox_recheck(lua_State *L, sl_lbox *b)
+{
+    if (!b->in_call)
+        return;
+    if (!b->fail && lbox_capped(b))
+        lbox_check(L, b);
+    if (b->fail)
+        lbox_raise(L, b);
 }
 
 size_t sl_lbox_max_string(lua_State *L)
@@ -450,12 +593,10 @@ static int lbox_tsort(lua_State *L)
     return lbox_forward(L);
 }
 
-static void lbox_open_table(lua_State *L, int t)
+/* Replaces each function named in wrapped, in the table at t, by the
+ * wrapper with the original as its upvalue 1 (see lbox_forward). */
+static void lbox_wrap(lua_State *L, int t, const luaL_Reg *wrapped)
 {
-    static const luaL_Reg wrapped[] = {{"insert", lbox_tinsert}, {"remove", lbox_tremove},
-                                       {"move", lbox_tmove},     {"concat", lbox_tconcat},
-                                       {"unpack", lbox_tunpack}, {"sort", lbox_tsort},
-                                       {NULL, NULL}};
     for (const luaL_Reg *r = wrapped; r->name; r++) {
         lua_getfield(L, t, r->name);
         lua_pushcclosure(L, r->func, 1);
@@ -463,11 +604,239 @@ static void lbox_open_table(lua_State *L, int t)
     }
 }
 
+static void lbox_open_table(lua_State *L, int t)
+{
+    static const luaL_Reg wrapped[] = {{"insert", lbox_tinsert}, {"remove", lbox_tremove},
+                                       {"move", lbox_tmove},     {"concat", lbox_tconcat},
+                                       {"unpack", lbox_tunpack}, {"sort", lbox_tsort},
+                                       {NULL, NULL}};
+    lbox_wrap(L, t, wrapped);
+}
+
+/* ---- C functions that read more than they build ------------------------------ */
+
+/* Most string functions build a result as long as the work they do, and
+ * the allocator charges that. These read a long string, or push a value
+ * per byte onto a stack that an earlier call may have grown already, and
+ * allocate little: each wrapper charges before calling the library. */
+
+static void lbox_charge_bytes(lua_State *L, size_t n)
+{
+    if (n >= LBOX_BYTES_PER_UNIT)
+        sl_lbox_charge(L, (uint64_t)(n / LBOX_BYTES_PER_UNIT));
+}
+
+/* The length of the string at i, or 0 for anything else (a number is
+ * short, and converting it here would change the argument). */
+static size_t lbox_strlen_arg(lua_State *L, int i)
+{
+    size_t len = 0;
+    if (lua_type(L, i) == LUA_TSTRING)
+        lua_tolstring(L, i, &len);
+    return len;
+}
+
+/* How many bytes s[i..j] of the string at 1 covers, i and j read as the
+ * string functions read them (negative counts from the end, both are
+ * clipped to the string); i defaults to 1, j to i if j_is_i, else to -1.
+ * 0 when an argument is not an integer: the library then raises. */
+static uint64_t lbox_slice(lua_State *L, int ai, int aj, int j_is_i)
+{
+    lua_Integer len = (lua_Integer)lbox_strlen_arg(L, 1), i = 1, j;
+    if (!lua_isnoneornil(L, ai) && !lbox_int_arg(L, ai, &i))
+        return 0;
+    if (lua_isnoneornil(L, aj))
+        j = j_is_i ? i : -1;
+    else if (!lbox_int_arg(L, aj, &j))
+        return 0;
+    if (i < 0)
+        i = i < -len ? 1 : len + i + 1;
+    else if (i == 0)
+        i = 1;
+    if (j < 0)
+        j = j < -len ? 0 : len + j + 1;
+    else if (j > len)
+        j = len;
+    return j >= i ? (uint64_t)(j - i + 1) : 0;
+}
+
+/* string.byte, utf8.codepoint: up to a value per byte of s[i..j]. */
+static int lbox_per_byte(lua_State *L)
+{
+    uint64_t n = lbox_slice(L, 2, 3, 1);
+    if (n > 1)
+        sl_lbox_charge(L, n);
+    return lbox_forward(L);
+}
+
+/* utf8.len: decodes s[i..j]. */
+static int lbox_ulen(lua_State *L)
+{
+    lbox_charge_bytes(L, (size_t)lbox_slice(L, 2, 3, 0));
+    return lbox_forward(L);
+}
+
+/* utf8.offset, tonumber: may read all of the string at 1. */
+static int lbox_scan_arg1(lua_State *L)
+{
+    lbox_charge_bytes(L, lbox_strlen_arg(L, 1));
+    return lbox_forward(L);
+}
+
+/* string.format: ('%.3s'):format(s) measures all of s to copy 3 bytes. */
+static int lbox_sformat(lua_State *L)
+{
+    size_t n = 0;
+    for (int i = 1, top = lua_gettop(L); i <= top; i++)
+        n += lbox_strlen_arg(L, i);
+    lbox_charge_bytes(L, n);
+    return lbox_forward(L);
+}
+
+/* string.pack, packsize, unpack: up to a value per byte of the format. */
+static int lbox_spack(lua_State *L)
+{
+    size_t n = lbox_strlen_arg(L, 1);
+    if (n > 1)
+        sl_lbox_charge(L, n);
+    return lbox_forward(L);
+}
+
+/* ---- coroutines ------------------------------------------------------------------ */
+
+/* The body of every coroutine a policy creates runs its function under a
+ * yieldable pcall and raises any error again from here. A budget error
+ * raised from inside the count hook leaves the thread with hooks off
+ * until a pcall catches it (Lua turns them back on there); a coroutine
+ * that ended on such an error would run the __close handlers that wrap
+ * and coroutine.close run afterwards with no hook: no budget at all. */
+static int lbox_body_k(lua_State *L, int st, lua_KContext ctx)
+{
+    (void)ctx;
+    if (st != LUA_OK && st != LUA_YIELD)
+        return lua_error(L);
+    return lua_gettop(L);
+}
+
+static int lbox_body(lua_State *L)
+{
+    int st;
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    st = lua_pcallk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, 0, lbox_body_k);
+    return lbox_body_k(L, st, 0);
+}
+
+static int lbox_cocreate(lua_State *L)
+{
+    lua_State *co;
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    co = lua_newthread(L);
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, lbox_body, 1);
+    lua_xmove(L, co, 1);
+    return 1;
+}
+
+/* Resumes co with the narg values on top of L: the number of values it
+ * yielded or returned, moved to L, or -1 with its error on L. Keeps
+ * b->run, the thread the allocator stops when the budget or the cap runs
+ * out, up to date (lua_resume never raises into its caller). */
+static int lbox_resume(lua_State *L, sl_lbox *b, lua_State *co, int narg)
+{
+    lua_State *prev = b->run;
+    int st, nres;
+    if (!lua_checkstack(co, narg)) {
+        lua_pushliteral(L, "too many arguments to resume");
+        return -1;
+    }
+    lua_xmove(L, co, narg);
+    b->run = co;
+    st = lua_resume(co, L, narg, &nres);
+    b->run = prev;
+    if (st != LUA_OK && st != LUA_YIELD) {
+        lua_xmove(co, L, 1);
+        return -1;
+    }
+    if (!lua_checkstack(L, nres + 1)) {
+        lua_pop(co, nres);
+        lua_pushliteral(L, "too many results to resume");
+        return -1;
+    }
+    lua_xmove(co, L, nres);
+    return nres;
+}
+
+static int lbox_coresume(lua_State *L)
+{
+    sl_lbox *b = sl_lbox_of(L);
+    lua_State *co = lua_tothread(L, 1);
+    int n;
+    luaL_argexpected(L, co != NULL, 1, "coroutine");
+    n = lbox_resume(L, b, co, lua_gettop(L) - 1);
+    lbox_recheck(L, b);
+    if (n < 0) {
+        lua_pushboolean(L, 0);
+        lua_insert(L, -2);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    lua_insert(L, -(n + 1));
+    return n + 1;
+}
+
+/* The function coroutine.wrap returns: on an error the coroutine is
+ * closed and the error raised in the caller, with the caller's position
+ * in front of a message. */
+static int lbox_wrapped(lua_State *L)
+{
+    sl_lbox *b = sl_lbox_of(L);
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    int n = lbox_resume(L, b, co, lua_gettop(L)), st;
+    lbox_recheck(L, b);
+    if (n >= 0)
+        return n;
+    st = lua_status(co);
+    if (st != LUA_OK && st != LUA_YIELD) {
+        lua_State *prev = b->run;
+        b->run = co;
+        lbox_closethread(co, L);
+        b->run = prev;
+        lua_settop(co, 0);
+        lbox_recheck(L, b);
+    }
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
+    return lua_error(L);
+}
+
+static int lbox_cowrap(lua_State *L)
+{
+    lbox_cocreate(L);
+    lua_pushcclosure(L, lbox_wrapped, 1);
+    return 1;
+}
+
+/* coroutine.close runs the __close handlers of the coroutine. */
+static int lbox_coclose(lua_State *L)
+{
+    int n = lbox_forward(L);
+    lbox_recheck(L, sl_lbox_of(L));
+    return n;
+}
+
 /* ---- the state ------------------------------------------------------------ */
 
 static void lbox_open_string(lua_State *L, int s)
 {
+    static const luaL_Reg wrapped[] = {{"byte", lbox_per_byte}, {"format", lbox_sformat},
+                                       {"pack", lbox_spack},    {"packsize", lbox_spack},
+                                       {"unpack", lbox_spack},  {NULL, NULL}};
     sl_lpattern_install(L, s);
+    lbox_wrap(L, s, wrapped);
     lua_pushnil(L);
     lua_setfield(L, s, "dump");
     /* getmetatable("") answers false: the strings' metatable (and through
@@ -479,6 +848,28 @@ static void lbox_open_string(lua_State *L, int s)
     lua_pop(L, 2);
 }
 
+static void lbox_open_utf8(lua_State *L, int u)
+{
+    static const luaL_Reg wrapped[] = {{"codepoint", lbox_per_byte},
+                                       {"len", lbox_ulen},
+                                       {"offset", lbox_scan_arg1},
+                                       {NULL, NULL}};
+    lbox_wrap(L, u, wrapped);
+}
+
+static void lbox_open_coroutine(lua_State *L, int c)
+{
+    static const luaL_Reg replaced[] = {{"create", lbox_cocreate},
+                                        {"resume", lbox_coresume},
+                                        {"wrap", lbox_cowrap},
+                                        {NULL, NULL}};
+    static const luaL_Reg wrapped[] = {{"close", lbox_coclose}, {NULL, NULL}};
+    lua_pushvalue(L, c);
+    luaL_setfuncs(L, replaced, 0);
+    lua_pop(L, 1);
+    lbox_wrap(L, c, wrapped);
+}
+
 static int lbox_open(lua_State *L)
 {
     static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
@@ -488,12 +879,19 @@ static int lbox_open(lua_State *L)
                                     {LUA_UTF8LIBNAME, luaopen_utf8},
                                     {LUA_COLIBNAME, luaopen_coroutine},
                                     {NULL, NULL}};
+    static const luaL_Reg base_wrapped[] = {{"tonumber", lbox_scan_arg1}, {NULL, NULL}};
     for (const luaL_Reg *lib = libs; lib->name; lib++) {
         luaL_requiref(L, lib->name, lib->func, 1);
         if (lib->func == luaopen_string)
             lbox_open_string(L, lua_gettop(L));
         else if (lib->func == luaopen_table)
             lbox_open_table(L, lua_gettop(L));
+        else if (lib->func == luaopen_utf8)
+            lbox_open_utf8(L, lua_gettop(L));
+        else if (lib->func == luaopen_coroutine)
+            lbox_open_coroutine(L, lua_gettop(L));
+        else if (lib->func == luaopen_base)
+            lbox_wrap(L, lua_gettop(L), base_wrapped);
         lua_pop(L, 1);
     }
     lbox_open_base(L);
@@ -517,6 +915,8 @@ sl_lbox *sl_lbox_new(const sl_lbox_limits *lim, const sl_lbox_env *env)
     if (!b)
         return NULL;
     b->lim = *lim;
+    b->cap = lim->memory ? lim->memory : SIZE_MAX;
+    b->alloc_limit = UINT64_MAX;
     if (env)
         b->env = *env;
     L = lua_newstate(lbox_alloc, b);
@@ -576,7 +976,7 @@ int sl_lbox_compile(sl_lbox *b, const char *src, size_t len, const char *name, c
                     size_t errlen)
 {
     lua_State *L = b->L;
-    char chunk[256];
+    char chunk[256], what[96];
     int st;
     if (len > 0 && src[0] == LUA_SIGNATURE[0]) {
         lbox_err(err, errlen, "%s: binary chunks are not allowed", name);
@@ -588,8 +988,8 @@ int sl_lbox_compile(sl_lbox *b, const char *src, size_t len, const char *name, c
     if (st == LUA_OK)
         return 0;
     if (st == LUA_ERRMEM) {
-        lbox_memory_msg(b);
-        lbox_err(err, errlen, "%s: %s", name, b->msg);
+        lbox_what(b, SL_LBOX_MEMORY, "", what, sizeof what);
+        lbox_err(err, errlen, "%s: %s", name, what);
         lua_pop(L, 1);
         lua_gc(L, LUA_GCCOLLECT);
         return -1;
@@ -620,7 +1020,8 @@ static void lbox_errobj(lua_State *L, char *err, size_t errlen)
 }
 
 /* No message handler: the message is kept as it is and converted after
- * lua_pcall returns, which costs a call nothing when it succeeds. */
+ * lua_pcall returns, which costs a call nothing when it succeeds. Where a
+ * memory failure happened was noted by the allocator as it refused. */
 int sl_lbox_call(sl_lbox *b, int nargs, int nresults, char *err, size_t errlen)
 {
     lua_State *L = b->L;
@@ -633,16 +1034,25 @@ int sl_lbox_call(sl_lbox *b, int nargs, int nresults, char *err, size_t errlen)
     b->in_call = 1;
     b->fail = 0;
     b->refused = 0;
+    b->retry = LBOX_RETRY_NONE;
+    b->msg[0] = '\0';
+    b->where[0] = '\0';
+    b->run = L;
     b->used = 0;
+    b->alloc_limit = b->lim.instructions ? b->lim.instructions : UINT64_MAX;
     b->clock_at = 0;
     b->start = b->lim.time_ns ? lbox_now(b) : 0;
     lua_sethook(L, lbox_hook, LUA_MASKCOUNT, LBOX_EVERY);
     st = lua_pcall(L, nargs, nresults, 0);
     b->in_call = 0;
+    b->run = NULL;
+    b->alloc_limit = UINT64_MAX;
     why = b->fail;
-    if (!why && (b->refused || st == LUA_ERRMEM)) {
+    if (!why && (lbox_capped(b) || st == LUA_ERRMEM)) {
         why = SL_LBOX_MEMORY;
-        lbox_memory_msg(b);
+        lbox_doom(b, why, lbox_capped(b) ? b->where : "");
+    } else if (why && !b->msg[0]) {
+        lbox_doom(b, why, ""); /* doomed by an allocation, and no hook ran since */
     }
     if (!why && st == LUA_OK)
         return SL_LBOX_OK;

@@ -11,7 +11,9 @@
 typedef struct sl_lbox sl_lbox;
 
 typedef struct sl_lbox_limits {
-    uint64_t instructions;   /* VM instructions per call (and pattern steps) */
+    /* Units of work per call: a VM instruction, a pattern step, a value
+     * a C function pushes, 16 bytes C code reads, 32 bytes allocated. */
+    uint64_t instructions;
     uint64_t time_ns;        /* wall clock per call */
     size_t memory;           /* bytes the state may hold */
     size_t max_string;       /* biggest string string.rep & co may build */
@@ -49,9 +51,11 @@ int sl_lbox_compile(sl_lbox *b, const char *src, size_t len, const char *name, c
                     size_t errlen);
 /* lua_pcall under the per-call budgets (the function and nargs arguments
  * on the stack). Returns SL_LBOX_OK with nresults pushed, or a failure
- * with nothing pushed and the message ("name:line: ...") in err. Once a
- * budget is spent every later instruction of the call fails too, so a
- * pcall inside the policy cannot swallow it. Not reentrant. */
+ * with nothing pushed and the message ("name:line: ...") in err; for the
+ * memory cap the line is where the policy ran out of memory. Once a
+ * budget is spent, or the cap hit, every later instruction of the call
+ * fails too, so a pcall inside the policy cannot swallow it. Not
+ * reentrant. */
 int sl_lbox_call(sl_lbox *b, int nargs, int nresults, char *err, size_t errlen);
 
 /* For C functions called by policy code (the patterns, bindings): charge

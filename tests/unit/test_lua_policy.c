@@ -1841,6 +1841,29 @@ TEST(request_handle_kept_is_stale_in_the_next_request)
     sluice_policy_engine_free(e);
 }
 
+/* Handles read inside a coroutine land on the coroutine's stack. */
+TEST(handles_from_inside_a_coroutine)
+{
+    sluice_policy_engine *e = eng(NULL);
+    CHECK(e);
+    static const char src[] =
+        "function on_request(stream, req)\n"
+        "  local c, p = coroutine.wrap(function() return stream.conn, req.path end)()\n"
+        "  sluice.log('info', c == stream.conn, c.id, p)\n"
+        "end\n";
+    sluice_policy *p = load(e, src);
+    CHECK(p);
+    sluice_policy_conn *pc = conn_of(p, 7, "C7");
+    sluice_policy_stream *ps = stream_of(pc, 1, "S1");
+    CHECK_INT(request(ps, "/co"), 0);
+    CHECK_INT(R.nlog, 1);
+    CHECK_TXT(last_log(), log_at(src, "sluice.log", "true 7 /co"));
+    sluice_policy_stream_free(ps);
+    close_conn(pc);
+    sluice_policy_unref(p);
+    sluice_policy_engine_free(e);
+}
+
 TEST(request_handle_kept_for_later_is_stale)
 {
     sluice_policy_engine *e = eng(NULL);

@@ -370,32 +370,76 @@ TEST(memory_bomb_hits_the_cap)
     CHECK_INT(run(b, "bomb.lua",
                   "local t = {}\nwhile true do t[#t + 1] = string.rep('x', 1000) .. #t end", 0),
               SL_LBOX_MEMORY);
-    CHECK_STR(err, "memory limit exceeded (4194304 bytes)");
+    CHECK_STR(err, "bomb.lua:2: memory limit exceeded (4194304 bytes)");
     CHECK_INT(lua_gettop(sl_lbox_state(b)), 0);
     /* Collected after the failure: back near where it started. */
     CHECK(sl_lbox_memory(b) < base + (64u << 10));
     CHECK(run_str(b, "return 'alive'", "alive"));
     /* Table growth. */
-    CHECK_INT(run(b, "bomb.lua", "local t = {} for i = 1, 1e9 do t[i] = i end", 0),
+    CHECK_INT(run(b, "bomb.lua", "local t = {}\n\nfor i = 1, 1e9 do t[i] = i end", 0),
               SL_LBOX_MEMORY);
-    CHECK_STR(err, "memory limit exceeded (4194304 bytes)");
+    CHECK_STR(err, "bomb.lua:3: memory limit exceeded (4194304 bytes)");
     CHECK(sl_lbox_memory(b) < base + (64u << 10));
-    /* One big block built in C. */
+    /* One big block built in C: the line of the Lua code that called it. */
     CHECK_INT(run(b, "bomb.lua",
                   "local s, t = string.rep('x', 1 << 20), {}\n"
                   "for i = 1, 8 do t[i] = s end\n"
                   "return #table.concat(t)",
                   1),
               SL_LBOX_MEMORY);
-    /* The cap was hit even though pcall caught "not enough memory". */
+    CHECK_STR(err, "bomb.lua:3: memory limit exceeded (4194304 bytes)");
+    /* The cap was hit even though pcall caught "not enough memory": the
+     * line is where memory ran out. */
     CHECK_INT(run(b, "bomb.lua",
-                  "local ok = pcall(function() local t = {} while true do t[#t + 1] = {} end end)\n"
+                  "local ok = pcall(function()\n"
+                  "  local t = {} while true do t[#t + 1] = {} end\n"
+                  "end)\n"
                   "return ok",
                   1),
               SL_LBOX_MEMORY);
-    CHECK_STR(err, "memory limit exceeded (4194304 bytes)");
+    CHECK_STR(err, "bomb.lua:2: memory limit exceeded (4194304 bytes)");
     CHECK(sl_lbox_memory(b) < (4u << 20));
     CHECK(run_str(b, "local t = {} for i = 1, 1000 do t[i] = {i} end return tostring(#t)", "1000"));
+    sl_lbox_free(b);
+}
+
+/* The stack is gone when the failure reaches the caller: the line is
+ * taken where the cap refused, in whichever thread was running. */
+TEST(memory_failure_names_the_line_in_every_thread)
+{
+    static const struct {
+        const char *src, *want;
+    } cases[] = {
+        {"local function f(n) return 1 + f(n + 1) end\nf(1)",
+         "deep.lua:1: memory limit exceeded (4194304 bytes)"},
+        {"local t = {}\nfor i = 1, 1e9 do\n  t['k' .. i] = i\nend",
+         "deep.lua:3: memory limit exceeded (4194304 bytes)"},
+        {"local s = 'x'\nwhile true do\n  s = s .. s\nend",
+         "deep.lua:3: memory limit exceeded (4194304 bytes)"},
+        {"local f = coroutine.wrap(function()\n"
+         "  local t = {}\n"
+         "  for i = 1, 1e9 do t[i] = {} end\n"
+         "end)\n"
+         "f()",
+         "deep.lua:3: memory limit exceeded (4194304 bytes)"},
+        /* resume returns false, but the call cannot go on. */
+        {"local ok = coroutine.resume(coroutine.create(function()\n"
+         "  local t = {}\n"
+         "  for i = 1, 1e9 do t[i] = {} end\n"
+         "end))\n"
+         "return ok",
+         "deep.lua:3: memory limit exceeded (4194304 bytes)"},
+        {"local t = {}\nfor i = 1, 1e9 do\n  t[i] = load('return ' .. i)\nend",
+         "deep.lua:3: memory limit exceeded (4194304 bytes)"},
+    };
+    tenv e;
+    sl_lbox *b = box_with(&e, 0, 0, 4u << 20);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK_INT(run(b, "deep.lua", cases[i].src, 1), SL_LBOX_MEMORY);
+        CHECK_STR(err, cases[i].want);
+        CHECK_INT(lua_gettop(sl_lbox_state(b)), 0);
+        CHECK(run_str(b, "return ('after'):upper()", "AFTER"));
+    }
     sl_lbox_free(b);
 }
 
@@ -471,6 +515,140 @@ TEST(patterns_and_rep_are_bounded)
     CHECK_INT(run(b, "pat.lua", "return ('x'):rep(2 * 1024 * 1024)", 1), SL_LBOX_ERROR);
     CHECK_STR(err, "pat.lua:1: resulting string too large");
     CHECK(run_str(b, "return (('key=value'):gsub('(%w+)=(%w+)', '%2=%1'))", "value=key"));
+    sl_lbox_free(b);
+}
+
+/* Work done in C, or by one VM instruction, is charged too: bytes built
+ * through the allocator, bytes read or values pushed by a wrapper. Each
+ * runaway below would run for minutes on the instruction count alone. */
+TEST(copying_and_scanning_spend_the_budget)
+{
+    static const char *const loops[] = {
+        "for i = 1, 1e6 do local t = s .. s end",
+        "for i = 1, 1e6 do local t = s:upper() end",
+        "for i = 1, 1e6 do local t = s:lower() end",
+        "for i = 1, 1e6 do local t = s:reverse() end",
+        "for i = 1, 1e6 do local t = s:sub(2) end",
+        "for i = 1, 1e6 do local t = ('%s'):format(s) end",
+        "for i = 1, 1e6 do local t = ('%.3s'):format(s) end",
+        "for i = 1, 1e6 do local t = ('x'):rep(1000000) end",
+        "for i = 1, 1e6 do local t = s:byte(1, 100000) end",
+        "for i = 1, 1e6 do local t = utf8.len(s) end",
+        "for i = 1, 1e6 do local t = utf8.codepoint(s, -100000, -1) end",
+        "for i = 1, 1e6 do local t = utf8.offset(s, 1000000) end",
+        "for i = 1, 1e6 do local t = utf8.char(string.byte(s, 1, 200)) end",
+        "local d = (' '):rep(999999) .. '7' for i = 1, 1e6 do local t = tonumber(d) end",
+        "local f = ('b'):rep(100000) for i = 1, 1e6 do local t = string.unpack(f, s) end",
+        "for i = 1, 1e6 do local t = table.concat({s, s, s}) end",
+        "for i = 1, 1e6 do local t = tostring(s) end",
+        "for i = 1, 1e6 do pcall(function() local t = s .. s end) end",
+    };
+    tenv e;
+    sl_lbox *b = box(&e);
+    char src[256];
+    for (size_t i = 0; i < sizeof loops / sizeof loops[0]; i++) {
+        snprintf(src, sizeof src, "local s = string.rep('x', 1000000)\n%s\nreturn 'ran'", loops[i]);
+        CHECK_INT(run(b, "copy.lua", src, 1), SL_LBOX_INSTRUCTIONS);
+        CHECK_STR(err, "copy.lua:2: instruction budget exceeded");
+        CHECK_INT(lua_gettop(sl_lbox_state(b)), 0);
+        CHECK(run_str(b, "return ('next'):upper() .. ' call'", "NEXT call"));
+    }
+    /* In a coroutine: the line is the coroutine's. */
+    CHECK_INT(run(b, "copy.lua",
+                  "local f = coroutine.wrap(function()\n"
+                  "  local s = string.rep('x', 100000)\n"
+                  "  for i = 1, 1e6 do local t = s .. s end\n"
+                  "end)\n"
+                  "f()",
+                  0),
+              SL_LBOX_INSTRUCTIONS);
+    CHECK_STR(err, "copy.lua:3: instruction budget exceeded");
+    sl_lbox_free(b);
+}
+
+/* The charge is about one unit per 32 bytes built: ordinary string work,
+ * even a few megabytes of it, stays well inside the budget. */
+TEST(small_string_work_is_not_refused)
+{
+    tenv e;
+    sl_lbox *b = box(&e);
+    CHECK(run_str(b,
+                  "local parts = {}\n"
+                  "for i = 1, 2000 do\n"
+                  "  local k = ('key%d'):format(i):upper() .. '=' .. tostring(i):rep(2)\n"
+                  "  parts[#parts + 1] = k:lower():reverse():sub(1, 6) .. utf8.char(233)\n"
+                  "end\n"
+                  "local all = table.concat(parts, ',')\n"
+                  "return #all .. ' ' .. utf8.len(all) .. ' ' .. parts[12] .. ' ' ..\n"
+                  "  tonumber(('%d'):format(#parts)) .. ' ' .. string.byte(all, 1)",
+                  "17999 15999 2121=2\xc3\xa9 2000 49"));
+    /* About 9 MB of short strings built in one call. */
+    CHECK(run_str(b,
+                  "local n = 0\n"
+                  "for i = 1, 40000 do n = n + #(('y'):rep(90) .. i) end\n"
+                  "return tostring(n)",
+                  "3788894"));
+    sl_lbox_free(b);
+}
+
+/* Lua runs the __close handlers of a coroutine that died on an error
+ * after the fact (wrap, coroutine.close), and a budget error raised by the
+ * count hook leaves the thread's hooks off: those handlers must still run
+ * under the budget. */
+TEST(close_handlers_of_a_doomed_coroutine_are_budgeted)
+{
+    tenv e;
+    sl_lbox *b = box(&e);
+    CHECK_INT(run(b, "tbc.lua",
+                  "local spin = setmetatable({}, {__close = function() while true do end end})\n"
+                  "local f = coroutine.wrap(function()\n"
+                  "  local x <close> = spin\n"
+                  "  while true do end\n"
+                  "end)\n"
+                  "f()",
+                  0),
+              SL_LBOX_INSTRUCTIONS);
+    CHECK_STR(err, "tbc.lua:4: instruction budget exceeded");
+    /* Doomed in one call, closed in the next. */
+    CHECK_INT(run(b, "tbc.lua",
+                  "co = coroutine.create(function()\n"
+                  "  local x <close> = setmetatable({},\n"
+                  "    {__close = function() while true do end end})\n"
+                  "  coroutine.yield()\n"
+                  "  while true do end\n"
+                  "end)\n"
+                  "coroutine.resume(co)",
+                  0),
+              SL_LBOX_OK);
+    CHECK_INT(run(b, "tbc.lua", "coroutine.resume(co)", 0), SL_LBOX_INSTRUCTIONS);
+    CHECK_STR(err, "tbc.lua:5: instruction budget exceeded");
+    CHECK(run_str(b, "return coroutine.status(co) .. ' ' .. tostring(coroutine.close(co))",
+                  "dead false"));
+    /* Closing a suspended coroutine runs its handler, under the budget. */
+    CHECK_INT(run(b, "tbc.lua",
+                  "co = coroutine.create(function()\n"
+                  "  local x <close> = setmetatable({},\n"
+                  "    {__close = function() while true do end end})\n"
+                  "  coroutine.yield()\n"
+                  "end)\n"
+                  "coroutine.resume(co)",
+                  0),
+              SL_LBOX_OK);
+    CHECK_INT(run(b, "tbc.lua", "local ok = coroutine.close(co)\nreturn ok", 1),
+              SL_LBOX_INSTRUCTIONS);
+    CHECK_STR(err, "tbc.lua:3: instruction budget exceeded"); /* the handler's line */
+    CHECK(run_str(b,
+                  "local log = {}\n"
+                  "local co = coroutine.wrap(function(a)\n"
+                  "  local x <close> = setmetatable({},\n"
+                  "    {__close = function() log[#log + 1] = 'closed' end})\n"
+                  "  local b = coroutine.yield(a + 1)\n"
+                  "  error('boom ' .. b)\n"
+                  "end)\n"
+                  "local first = co(1)\n"
+                  "local ok, msg = pcall(co, 5)\n"
+                  "return first .. ' ' .. tostring(ok) .. ' ' .. msg .. ' ' .. log[1]",
+                  "2 false t.lua:6: boom 5 closed"));
     sl_lbox_free(b);
 }
 
