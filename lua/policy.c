@@ -193,8 +193,14 @@ int sluice_policy_load(sluice_policy_engine *e, const char *name, const char *sr
         p->hook[i] = LUA_NOREF;
     const char *base = strrchr(name, '/');
     p->name = strdup(base ? base + 1 : name);
-    sl_lbox_limits lim = {e->opt.max_instructions, e->opt.max_time_ns, e->opt.max_memory,
-                          e->opt.max_string};
+    /* The chunk's top level gets ten times the hooks' budgets, and at
+     * least 10M instructions and a second: it runs once per load, may build
+     * tables, and a worker loads while it serves (a busy worker must not
+     * fail a load that the main thread's check passed). */
+    uint64_t ins = e->opt.max_instructions, tns = e->opt.max_time_ns;
+    uint64_t load_ins = ins ? (ins * 10 > 10000000 ? ins * 10 : 10000000) : 0;
+    uint64_t load_tns = tns ? (tns * 10 > 1000000000 ? tns * 10 : 1000000000) : 0;
+    sl_lbox_limits lim = {load_ins, load_tns, e->opt.max_memory, e->opt.max_string};
     sl_lbox_env env = {box_log, box_clock, p};
     if (!p->name || !(p->box = sl_lbox_new(&lim, &env))) {
         policy_free(p);
@@ -229,6 +235,8 @@ int sluice_policy_load(sluice_policy_engine *e, const char *name, const char *sr
         lua_pop(p->L, 1);
         snprintf(err, errlen, "%s: out of memory", p->name);
     }
+    /* The dry run is a hook call like any other. */
+    sl_lbox_set_call_limits(p->box, ins, tns);
     if (tc.rv != 0 || dry_run(p, err, errlen) != 0) {
         policy_free(p);
         return SLUICE_ERR_INVAL;

@@ -908,6 +908,12 @@ static int lbox_panic(lua_State *L)
     return 0; /* Lua aborts */
 }
 
+void sl_lbox_set_call_limits(sl_lbox *b, uint64_t instructions, uint64_t time_ns)
+{
+    b->lim.instructions = instructions;
+    b->lim.time_ns = time_ns;
+}
+
 sl_lbox *sl_lbox_new(const sl_lbox_limits *lim, const sl_lbox_env *env)
 {
     sl_lbox *b = calloc(1, sizeof(*b));

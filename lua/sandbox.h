@@ -45,6 +45,10 @@ void sl_lbox_free(sl_lbox *b);
 lua_State *sl_lbox_state(sl_lbox *b);
 size_t sl_lbox_memory(const sl_lbox *b);
 
+/* The per-call budgets from the next call on (loading a policy runs its
+ * chunk under larger ones than its hooks get). */
+void sl_lbox_set_call_limits(sl_lbox *b, uint64_t instructions, uint64_t time_ns);
+
 /* Compile text (never bytecode) named name ("policy.lua") and leave the
  * chunk function on the stack: 0, or -1 with "name:line: message". */
 int sl_lbox_compile(sl_lbox *b, const char *src, size_t len, const char *name, char *err,

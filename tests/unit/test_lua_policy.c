@@ -1842,6 +1842,40 @@ TEST(request_handle_kept_is_stale_in_the_next_request)
 }
 
 /* Handles read inside a coroutine land on the coroutine's stack. */
+/* Loading runs the chunk under larger budgets than a hook gets (ten times,
+ * at least 10M instructions and a second); the dry run of on_connection
+ * is held to a hook's. */
+TEST(load_budget_is_larger_than_a_hooks)
+{
+    sluice_policy_options o;
+    sluice_policy_options_init(&o);
+    o.max_instructions = 100000;
+    sluice_policy_engine *e = eng(&o);
+    CHECK(e);
+    static const char big_top[] = "local t = {}\n"
+                                  "for i = 1, 200000 do t[i] = i end\n"
+                                  "function on_request(stream, req)\n"
+                                  "  for i = 1, 200000 do end\n"
+                                  "end\n";
+    sluice_policy *p = load(e, big_top);
+    CHECK(p);
+    sluice_policy_conn *pc = conn_of(p, 1, "C1");
+    sluice_policy_stream *ps = stream_of(pc, 1, "S1");
+    CHECK_INT(request(ps, "/"), 0);
+    CHECK_INT(R.nlog, 1);
+    CHECK_TXT(last_log(), fail_at("on_request", big_top, "for i = 1, 200000 do end",
+                                  "instruction budget exceeded"));
+    sluice_policy_stream_free(ps);
+    close_conn(pc);
+    sluice_policy_unref(p);
+    static const char big_conn[] = "function on_connection(conn)\n"
+                                   "  for i = 1, 200000 do end\n"
+                                   "end\n";
+    CHECK(load(e, big_conn) == NULL);
+    CHECK_TXT(ERR, "t.lua:2: instruction budget exceeded (in a dry run of on_connection)");
+    sluice_policy_engine_free(e);
+}
+
 TEST(handles_from_inside_a_coroutine)
 {
     sluice_policy_engine *e = eng(NULL);
