@@ -7,17 +7,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The ring is made of segments allocated as bytes first reach them, so its
- * memory follows the bytes in flight, not its capacity (a request ring
- * must be able to hold a whole stream window, up to 16 MiB with adaptive
- * windows, though most hold a few KiB). Segments never move: borrowed
- * bytes stay valid while others are put. */
+/* The ring is made of segments allocated as bytes reach them and freed
+ * once all their bytes are released (one is kept spare), so its memory
+ * follows the bytes in flight, not its capacity (a request ring must be
+ * able to hold a whole stream window, up to 16 MiB with adaptive windows,
+ * though most hold a few KiB). Segments never move: borrowed bytes stay
+ * valid while others are put. */
 #define SL_RING_SEG ((size_t)64 * 1024)
 
 /* Positions only grow; index = pos % cap. [rd, hd) is borrowed, [hd, wr)
  * is ready, the rest is free. Set cap (then leave it) before the first put. */
 typedef struct sl_ring {
     uint8_t **segs;
+    uint8_t *spare;          /* a drained segment kept for the next one */
     size_t cap;
     uint64_t rd, hd, wr;
 } sl_ring;
@@ -60,8 +62,12 @@ static inline size_t sl_ring_put(sl_ring *g, const uint8_t *d, size_t n)
     size_t done = 0;
     while (done < n) {
         size_t at = (size_t)(g->wr % g->cap), i = at / seg, off = at % seg;
-        if (!g->segs[i] && !(g->segs[i] = malloc(seg)))
-            break;
+        if (!g->segs[i]) {
+            g->segs[i] = g->spare ? g->spare : malloc(seg);
+            g->spare = NULL;
+            if (!g->segs[i])
+                break;
+        }
         size_t k = seg - off < n - done ? seg - off : n - done;
         memcpy(g->segs[i] + off, d + done, k);
         g->wr += k;
@@ -86,11 +92,23 @@ static inline size_t sl_ring_take(sl_ring *g, const uint8_t **p, size_t max)
     return n;
 }
 
-/* The first n borrowed bytes are done with. */
+/* The first n borrowed bytes are done with. Segments left behind by the
+ * reader go, unless the writer has already come round into them. */
 static inline void sl_ring_release(sl_ring *g, size_t n)
 {
-    size_t b = sl_ring_borrowed(g);
+    size_t b = sl_ring_borrowed(g), seg = sl_ring_seg(g);
+    uint64_t from = g->rd / seg;
     g->rd += n < b ? n : b;
+    for (uint64_t s = from; s < g->rd / seg; s++) {
+        size_t i = (size_t)(s * seg % g->cap) / seg;
+        if (g->wr > s * seg + g->cap || !g->segs[i])
+            continue; /* holds bytes of the next lap */
+        if (!g->spare)
+            g->spare = g->segs[i];
+        else
+            free(g->segs[i]);
+        g->segs[i] = NULL;
+    }
 }
 
 /* Give back the borrowed bytes not written (they are read again). */
@@ -105,7 +123,9 @@ static inline void sl_ring_free(sl_ring *g)
     for (size_t i = 0; g->segs && i < g->cap / seg; i++)
         free(g->segs[i]);
     free(g->segs);
+    free(g->spare);
     g->segs = NULL;
+    g->spare = NULL;
 }
 
 #endif /* SL_UV_RING_H */
