@@ -132,7 +132,8 @@ static void forget_in(sl_act *acts, size_t n, sluice_policy_conn *pc, sluice_pol
 void sl_act_forget(sluice_policy *p, sluice_policy_conn *pc, sluice_policy_stream *ps)
 {
     forget_in(p->acts, p->nacts, pc, ps);
-    for (sl_actlist *l = p->applying; l; l = l->outer)
+    /* Every version's lists: a connection may have switched versions since. */
+    for (sl_actlist *l = p->e->applying; l; l = l->outer)
         forget_in(l->acts, l->n, pc, ps);
 }
 
@@ -186,11 +187,11 @@ void sl_act_apply(sluice_policy *p)
         reset(p);
         return;
     }
-    sl_actlist run = {p->acts, p->nacts, p->acts_cap, p->arena, p->applying};
+    sl_actlist run = {p->acts, p->nacts, p->acts_cap, p->arena, p->e->applying};
     p->acts = NULL;
     p->nacts = p->acts_cap = 0;
     p->arena = NULL;
-    p->applying = &run;
+    p->e->applying = &run;
     for (size_t i = 0; i < run.n; i++) {
         const sl_act *a = &run.acts[i];
         if (a->kind < 0)
@@ -200,7 +201,7 @@ void sl_act_apply(sluice_policy *p)
             sl_plog(p->e, SLUICE_LOG_DEBUG, "policy %s: %s on stream %u not done: %s", p->name,
                     act_names[a->kind], a->ps ? a->ps->id : 0, sluice_strerror(rv));
     }
-    p->applying = run.outer;
+    p->e->applying = run.outer;
     /* Give the storage back for the next call unless a nested call made
      * its own meanwhile. */
     if (!p->acts) {

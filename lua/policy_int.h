@@ -60,6 +60,10 @@ struct sluice_policy_engine {
     void *ud;
     sl_lshared *shared;
     uint32_t live;                     /* policies not yet freed */
+    /* Action lists being carried out, of any version (innermost first): a
+     * host op may free a stream or close a connection, whose later actions
+     * must be skipped. */
+    struct sl_actlist *applying;
 };
 
 struct sluice_policy {
@@ -79,9 +83,6 @@ struct sluice_policy {
     sl_act *acts;
     size_t nacts, acts_cap;
     char *arena;                       /* strings and fields of the actions */
-    /* Lists being carried out (innermost first): a host op may free a
-     * stream or close a connection, whose later actions must be skipped. */
-    struct sl_actlist *applying;
     int depth;                         /* nested applies, bounded */
     /* What conn and stream handles stand for (bind.c). */
     struct sl_slot *slots;

@@ -34,6 +34,7 @@ typedef struct rec {
      * that gives up on a connection after an error response might. */
     sluice_policy_stream *free_on_respond;
     sluice_policy_conn *close_on_respond;
+    sluice_policy *switch_on_respond;  /* switch close_on_respond's conn first */
 } rec;
 
 static rec R;
@@ -105,6 +106,9 @@ static int op_respond(void *cud, void *sud, int status, const char *body, size_t
         sluice_policy_conn_stats st = {sizeof st, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, "local"};
         sluice_policy_conn *pc = R.close_on_respond;
         R.close_on_respond = NULL;
+        if (R.switch_on_respond)
+            sluice_policy_conn_switch(pc, R.switch_on_respond);
+        R.switch_on_respond = NULL;
         sluice_policy_conn_close(pc, &st);
     }
     return R.op_rv;
@@ -3030,5 +3034,36 @@ TEST(stats_count_calls_errors_and_memory)
     sluice_policy_stream_free(ps);
     close_conn(pc);
     sluice_policy_unref(p);
+    sluice_policy_engine_free(e);
+}
+
+/* An op that moves the connection to a new version and then closes it:
+ * the actions still queued by the old version for that connection are
+ * dropped too (ASan sees a use-after-free otherwise). */
+TEST(op_that_switches_and_closes_the_connection)
+{
+    sluice_policy_engine *e = eng(NULL);
+    CHECK(e);
+    static const char src[] = "function on_request(stream, req)\n"
+                              "  stream:respond(403)\n"
+                              "  stream.conn:limits{ ping = { 1, 1 } }\n"
+                              "  stream:tag('after', 'respond')\n"
+                              "end\n";
+    sluice_policy *p = load(e, src);
+    CHECK(p);
+    sluice_policy *p2 = load(e, "function on_close(conn, st) sluice.log('info', 'v2 closed') end\n");
+    CHECK(p2);
+    sluice_policy_conn *pc = conn_of(p, 1, "C1");
+    sluice_policy_stream *ps = stream_of(pc, 1, "S1");
+    R.free_on_respond = ps;
+    R.close_on_respond = pc;
+    R.switch_on_respond = p2;
+    CHECK_INT(request(ps, "/"), 0);
+    CHECK_TXT(R.ops, "C1/S1 respond 403 NULL\n");
+    CHECK_INT(R.nlog, 1);
+    CHECK_TXT(R.log[0], "policy t.lua: t.lua:1: v2 closed");
+    sluice_policy_unref(p);
+    sluice_policy_unref(p2);
+    CHECK_INT(e->live, 0);
     sluice_policy_engine_free(e);
 }
