@@ -339,7 +339,11 @@ typedef struct sluice_session_callbacks {
     int (*on_settings_ack)(sluice_session *s, void *ud);
     int (*on_ping_ack)(sluice_session *s, const uint8_t opaque[8], void *ud);
     /* Borrowed body bytes (see sluice_data_source) are written or dropped:
-     * the application may reuse that memory now. */
+     * the application may reuse that memory now. It runs from within
+     * sluice_session_output_done(), and also from sluice_session_recv(),
+     * sluice_session_output() and sluice_session_submit_rst() when a
+     * reset drops a stream's queued bytes: release memory there, do not
+     * call into the session. */
     void (*on_data_sent)(sluice_session *s, uint32_t stream_id, size_t len,
                          void *ud);
     /* A line for the log: why a stream was reset or the connection ended. */
