@@ -91,6 +91,11 @@ static void policy_free(sluice_policy *p)
     free(p->acts);
     free(p->slots);
     free(p->name);
+    if (p->eprev) {
+        *p->eprev = p->enext;
+        if (p->enext)
+            p->enext->eprev = p->eprev;
+    }
     p->e->live--;
     free(p);
 }
@@ -116,13 +121,29 @@ unsigned sluice_policy_hooks(const sluice_policy *p)
     return p->hooks;
 }
 
+static void copy_stats(sluice_policy_stats *st, const sluice_policy_stats *s)
+{
+    size_t n = st->struct_size && st->struct_size < sizeof(*s) ? st->struct_size : sizeof(*s);
+    sluice_policy_stats c = *s;
+    c.struct_size = n;
+    memcpy(st, &c, n);
+}
+
+int sluice_policy_engine_get_stats(const sluice_policy_engine *e, sluice_policy_stats *st)
+{
+    sluice_policy_stats s = e->stats;
+    s.memory = 0;
+    for (const sluice_policy *p = e->versions; p; p = p->enext)
+        s.memory += sl_lbox_memory(p->box);
+    copy_stats(st, &s);
+    return 0;
+}
+
 int sluice_policy_get_stats(const sluice_policy *p, sluice_policy_stats *st)
 {
     sluice_policy_stats s = p->stats;
     s.memory = sl_lbox_memory(p->box);
-    size_t n = st->struct_size && st->struct_size < sizeof s ? st->struct_size : sizeof s;
-    s.struct_size = n;
-    memcpy(st, &s, n);
+    copy_stats(st, &s);
     return 0;
 }
 
@@ -188,6 +209,11 @@ int sluice_policy_load(sluice_policy_engine *e, const char *name, const char *sr
         return SLUICE_ERR_NOMEM;
     p->e = e;
     e->live++;
+    p->enext = e->versions; /* first, so policy_free can unlink it */
+    if (p->enext)
+        p->enext->eprev = &p->enext;
+    p->eprev = &e->versions;
+    e->versions = p;
     p->refs = 1;
     for (int i = 0; i < SL_NHOOKS; i++)
         p->hook[i] = LUA_NOREF;
@@ -301,6 +327,7 @@ static int call_hook(hook_ctx *c, char *err, size_t errlen, int quiet)
     p->cur = c->pc;
     p->cur_stream = c->ps;
     p->stats.calls++;
+    p->e->stats.calls++;
     lua_pushcfunction(p->L, trampoline);
     lua_pushlightuserdata(p->L, c);
     int rv = sl_lbox_call(p->box, 1, 0, err, errlen);
@@ -308,8 +335,11 @@ static int call_hook(hook_ctx *c, char *err, size_t errlen, int quiet)
         sl_bind_clear_message(p, c->h == SL_ON_RESPONSE);
     if (rv != SL_LBOX_OK) {
         p->stats.errors++;
-        if (rv != SL_LBOX_ERROR)
+        p->e->stats.errors++;
+        if (rv != SL_LBOX_ERROR) {
             p->stats.budget_exceeded++;
+            p->e->stats.budget_exceeded++;
+        }
         sl_act_drop(p);
         p->cur = NULL;
         p->cur_stream = NULL;

@@ -60,6 +60,8 @@ struct sluice_policy_engine {
     void *ud;
     sl_lshared *shared;
     uint32_t live;                     /* policies not yet freed */
+    struct sluice_policy *versions;    /* those, linked by enext */
+    sluice_policy_stats stats;         /* counters of every version */
     /* Action lists being carried out, of any version (innermost first): a
      * host op may free a stream or close a connection, whose later actions
      * must be skipped. */
@@ -68,6 +70,7 @@ struct sluice_policy_engine {
 
 struct sluice_policy {
     sluice_policy_engine *e;
+    struct sluice_policy *enext, **eprev; /* in e->versions */
     int refs;
     char *name;
     sl_lbox *box;

@@ -171,6 +171,10 @@ typedef struct sluice_policy_stats {
     size_t memory;              /* bytes in use by the state */
 } sluice_policy_stats;
 SLUICE_API int sluice_policy_get_stats(const sluice_policy *p, sluice_policy_stats *st);
+/* The same summed over every version the engine has loaded (counters) and
+ * every version still alive (memory): what a worker reports. */
+SLUICE_API int sluice_policy_engine_get_stats(const sluice_policy_engine *e,
+                                              sluice_policy_stats *st);
 
 #ifdef __cplusplus
 }

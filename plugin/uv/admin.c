@@ -61,6 +61,10 @@ static size_t render(sl_admin *ad, char *out, size_t cap)
         sum.up_504 += s.up_504;
         for (int k = 0; k < 5; k++)
             sum.up_fails[k] += s.up_fails[k];
+        sum.pol_calls += s.pol_calls;
+        sum.pol_errors += s.pol_errors;
+        sum.pol_budget += s.pol_budget;
+        sum.pol_memory += s.pol_memory;
     }
     size_t n = (size_t)snprintf(out, cap,
         "# TYPE sluice_connections_open gauge\nsluice_connections_open %llu\n"
@@ -109,6 +113,16 @@ static size_t render(sl_admin *ad, char *out, size_t cap)
     for (int k = 0; k < 5 && n < cap; k++)
         n += (size_t)snprintf(out + n, cap - n, "sluice_upstream_failures_total{kind=\"%s\"} %llu\n",
                               fail_names[k], (unsigned long long)sum.up_fails[k]);
+    if (n < cap)
+        n += (size_t)snprintf(
+            out + n, cap - n,
+            "# TYPE sluice_policy_calls_total counter\nsluice_policy_calls_total %llu\n"
+            "# TYPE sluice_policy_errors_total counter\nsluice_policy_errors_total %llu\n"
+            "# TYPE sluice_policy_budget_exceeded_total counter\n"
+            "sluice_policy_budget_exceeded_total %llu\n"
+            "# TYPE sluice_policy_memory_bytes gauge\nsluice_policy_memory_bytes %llu\n",
+            (unsigned long long)sum.pol_calls, (unsigned long long)sum.pol_errors,
+            (unsigned long long)sum.pol_budget, (unsigned long long)sum.pol_memory);
     return n < cap ? n : cap;
 }
 

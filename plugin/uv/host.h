@@ -54,6 +54,8 @@ typedef struct sl_stats {
     uint64_t up_attempts, up_retries;  /* exchanges started on a server; of them retries */
     uint64_t up_fails[5];    /* by enum sl_px_fail */
     uint64_t up_502, up_504; /* errors answered for an upstream */
+    /* Lua policies (the worker's engine, all versions) */
+    uint64_t pol_calls, pol_errors, pol_budget, pol_memory;
 } sl_stats;
 
 struct sl_worker {

@@ -212,6 +212,19 @@ void sl_wpol_load(sl_worker *w, sl_gen *g)
     w->pol_serial++;
 }
 
+void sl_wpol_stats(sl_worker *w)
+{
+    sluice_policy_stats st;
+    memset(&st, 0, sizeof st);
+    st.struct_size = sizeof st;
+    if (w->pe)
+        sluice_policy_engine_get_stats(w->pe, &st);
+    w->stats.pol_calls = st.calls;
+    w->stats.pol_errors = st.errors;
+    w->stats.pol_budget = st.budget_exceeded;
+    w->stats.pol_memory = st.memory;
+}
+
 void sl_wpol_free(sl_worker *w)
 {
     drop_versions(w);

@@ -16,6 +16,8 @@ int sl_policy_check(const sl_config *cfg, char *err, size_t errlen);
  * use). On failure the versions in use stay and the error is logged. */
 void sl_wpol_load(sl_worker *w, sl_gen *g);
 void sl_wpol_free(sl_worker *w);
+/* The worker's policy counters into its stats (before they are published). */
+void sl_wpol_stats(sl_worker *w);
 
 /* The largest stream receive window a connection with a policy may get
  * (request bodies are buffered up to one window). */

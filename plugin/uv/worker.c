@@ -343,6 +343,7 @@ static void on_stop_timer(uv_timer_t *t)
 static void on_check(uv_timer_t *t)
 {
     sl_worker *w = t->data;
+    sl_wpol_stats(w);
     uv_mutex_lock(&w->lock);
     w->snapshot = w->stats;
     uv_mutex_unlock(&w->lock);

@@ -3067,3 +3067,49 @@ TEST(op_that_switches_and_closes_the_connection)
     CHECK_INT(e->live, 0);
     sluice_policy_engine_free(e);
 }
+
+/* The engine's counters sum every version it loaded, also versions freed
+ * since; its memory is that of the versions alive. */
+TEST(engine_stats_sum_versions)
+{
+    sluice_policy_engine *e = eng(NULL);
+    CHECK(e);
+    static const char src[] = "function on_request(stream, req)\n"
+                              "  if req.path == '/boom' then error('boom') end\n"
+                              "end\n";
+    sluice_policy *p1 = load(e, src);
+    sluice_policy *p2 = load(e, src);
+    CHECK(p1 && p2);
+    sluice_policy_conn *c1 = conn_of(p1, 1, "C1"), *c2 = conn_of(p2, 2, "C2");
+    sluice_policy_stream *s1 = stream_of(c1, 1, "S1"), *s2 = stream_of(c2, 1, "S2");
+    CHECK_INT(request(s1, "/"), 0);
+    CHECK_INT(request(s1, "/boom"), 0);
+    CHECK_INT(request(s2, "/boom"), 0);
+    sluice_policy_stats a, b;
+    memset(&a, 0, sizeof a);
+    a.struct_size = sizeof a;
+    b = a;
+    CHECK_INT(sluice_policy_engine_get_stats(e, &a), 0);
+    CHECK_INT(a.calls, 3);
+    CHECK_INT(a.errors, 2);
+    CHECK_INT(a.budget_exceeded, 0);
+    sluice_policy_get_stats(p1, &b);
+    CHECK_INT(b.calls, 2);
+    size_t m1 = b.memory;
+    sluice_policy_get_stats(p2, &b);
+    CHECK_INT(a.memory, m1 + b.memory);
+    sluice_policy_stream_free(s2);
+    close_conn(c2);
+    sluice_policy_unref(p2); /* freed: its counts stay, its memory goes */
+    CHECK_INT(sluice_policy_engine_get_stats(e, &a), 0);
+    CHECK_INT(a.calls, 3);
+    CHECK_INT(a.errors, 2);
+    sluice_policy_get_stats(p1, &b);
+    CHECK_INT(a.memory, b.memory);
+    sluice_policy_stream_free(s1);
+    close_conn(c1);
+    sluice_policy_unref(p1);
+    CHECK_INT(sluice_policy_engine_get_stats(e, &a), 0);
+    CHECK_INT(a.memory, 0);
+    sluice_policy_engine_free(e);
+}

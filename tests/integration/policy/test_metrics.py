@@ -1,0 +1,92 @@
+"""test_metrics.py — the admin endpoint's policy counters: hook calls, hook
+errors, budget overruns and the Lua states' memory, summed over workers."""
+
+import re
+import subprocess
+import time
+
+from policyutil import Sluice, Site, config, main, need
+from hostutil import free_port
+
+POLICY = """
+function on_request(stream, req)
+  if req.path == "/boom" then error("boom") end
+  if req.path == "/spin" then while true do end end
+end
+"""
+
+
+def metrics(port):
+    p = subprocess.run(["curl", "-sS", "--max-time", "5", "http://127.0.0.1:%d/metrics" % port],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    out = {}
+    for ln in p.stdout.decode().splitlines():
+        m = re.match(r"^(sluice_policy_\w+) (\d+)$", ln)
+        if m:
+            out[m.group(1)] = int(m.group(2))
+    return out
+
+
+def get(port, path):
+    p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "--max-time", "5", "-o",
+                        "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:%d%s" % (port, path)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    return int(p.stdout)
+
+
+def test_policy_counters():
+    """Five requests: three run cleanly, one raises, one spins into the
+    instruction budget; each gets its normal answer, and /metrics counts
+    5 calls, 2 errors, 1 budget overrun, and the state's memory."""
+    need("curl")
+    with Site() as site:
+        site.write("p.lua", POLICY)
+        site.write("site/index.html", "hello\n")
+        admin = free_port()
+        cfg = config(site, policy='policy { file = "p.lua" }\n',
+                     extra='admin { listen = "127.0.0.1:%d" }\n' % admin, tls=False)
+        with Sluice(cfg):
+            deadline = time.monotonic() + 3
+            before = metrics(admin)
+            while before["sluice_policy_memory_bytes"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)  # the worker's first publication (every 100 ms)
+                before = metrics(admin)
+            # No on_connection, so the load's dry run made no call.
+            assert before["sluice_policy_calls_total"] == 0, before
+            assert before["sluice_policy_errors_total"] == 0, before
+            assert before["sluice_policy_budget_exceeded_total"] == 0, before
+            assert before["sluice_policy_memory_bytes"] > 10000, before
+            for path in ("/", "/boom", "/", "/spin", "/index.html"):
+                assert get(site.plain, path) in (200, 404), path
+            deadline = time.monotonic() + 3
+            while True:  # workers publish every 100 ms
+                m = metrics(admin)
+                if m["sluice_policy_calls_total"] - before["sluice_policy_calls_total"] >= 5 \
+                        or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert m["sluice_policy_calls_total"] - before["sluice_policy_calls_total"] == 5, m
+            assert m["sluice_policy_errors_total"] == 2, m
+            assert m["sluice_policy_budget_exceeded_total"] == 1, m
+            assert m["sluice_policy_memory_bytes"] > 10000, m
+
+
+def test_no_policy_counts_nothing():
+    need("curl")
+    with Site() as site:
+        site.write("site/index.html", "hello\n")
+        admin = free_port()
+        cfg = config(site, extra='admin { listen = "127.0.0.1:%d" }\n' % admin, tls=False)
+        with Sluice(cfg):
+            assert get(site.plain, "/index.html") == 200
+            time.sleep(0.3)
+            assert metrics(admin) == {"sluice_policy_calls_total": 0,
+                                      "sluice_policy_errors_total": 0,
+                                      "sluice_policy_budget_exceeded_total": 0,
+                                      "sluice_policy_memory_bytes": 0}
+
+
+if __name__ == "__main__":
+    main(globals())
