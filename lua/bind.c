@@ -134,7 +134,7 @@ void sl_bind_invalidate(sluice_policy *p, int *ref)
     sl_slot *sl = &p->slots[*ref];
     sl->obj = NULL;
     /* Within the bits a handle has for it; wrapping to 0 skips to 1. */
-    sl->gen = (sl->gen + 1) & (uint32_t)(UINTPTR_MAX >> H_GEN_SHIFT);
+    sl->gen = (sl->gen + 1) & (UINTPTR_MAX >> H_GEN_SHIFT);
     if (!sl->gen)
         sl->gen = 1;
     sl->next_free = p->free_slot;
