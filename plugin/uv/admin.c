@@ -61,6 +61,11 @@ static size_t render(sl_admin *ad, char *out, size_t cap)
         sum.up_504 += s.up_504;
         for (int k = 0; k < 5; k++)
             sum.up_fails[k] += s.up_fails[k];
+        sum.h2_pushes += s.h2_pushes;
+        sum.rtt_n += s.rtt_n;
+        sum.rtt_sum_ns += s.rtt_sum_ns;
+        for (int k = 0; k < SL_RTT_BUCKETS; k++)
+            sum.rtt_buckets[k] += s.rtt_buckets[k];
         sum.pol_calls += s.pol_calls;
         sum.pol_errors += s.pol_errors;
         sum.pol_budget += s.pol_budget;
@@ -114,6 +119,26 @@ static size_t render(sl_admin *ad, char *out, size_t cap)
         n += (size_t)snprintf(out + n, cap - n, "sluice_upstream_failures_total{kind=\"%s\"} %llu\n",
                               fail_names[k], (unsigned long long)sum.up_fails[k]);
     if (n < cap)
+        n += (size_t)snprintf(out + n, cap - n,
+                              "# TYPE sluice_h2_pushes_total counter\nsluice_h2_pushes_total %llu\n"
+                              "# TYPE sluice_h2_connection_rtt_seconds histogram\n",
+                              (unsigned long long)sum.h2_pushes);
+    static const unsigned bounds[] = SL_RTT_BOUNDS_MS;
+    uint64_t below = 0;
+    for (int k = 0; k < SL_RTT_BUCKETS - 1 && n < cap; k++) {
+        below += sum.rtt_buckets[k];
+        n += (size_t)snprintf(out + n, cap - n,
+                              "sluice_h2_connection_rtt_seconds_bucket{le=\"%g\"} %llu\n",
+                              bounds[k] / 1000.0, (unsigned long long)below);
+    }
+    if (n < cap)
+        n += (size_t)snprintf(out + n, cap - n,
+                              "sluice_h2_connection_rtt_seconds_bucket{le=\"+Inf\"} %llu\n"
+                              "sluice_h2_connection_rtt_seconds_sum %.9f\n"
+                              "sluice_h2_connection_rtt_seconds_count %llu\n",
+                              (unsigned long long)sum.rtt_n, (double)sum.rtt_sum_ns / 1e9,
+                              (unsigned long long)sum.rtt_n);
+    if (n < cap)
         n += (size_t)snprintf(
             out + n, cap - n,
             "# TYPE sluice_policy_calls_total counter\nsluice_policy_calls_total %llu\n"
@@ -138,7 +163,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (!memmem(a->req, a->len, "\r\n\r\n", 4) && a->len < sizeof(a->req))
         return;
     uv_read_stop(s);
-    char body[8192];
+    char body[16384];
     int ok = strncmp(a->req, "GET /metrics ", 13) == 0;
     size_t blen = ok ? render(a->ad, body, sizeof(body)) : 10;
     if (!ok)

@@ -51,9 +51,13 @@ typedef struct h2_state {
     h2_pace pace;
 } h2_state;
 
+/* The session's clock: nanoseconds, not the loop's cached milliseconds —
+ * it times SETTINGS and PING round trips, which are well under a
+ * millisecond on a LAN or loopback (read as 0, "unknown", at ms grain). */
 static uint64_t now_ns(sl_conn *c)
 {
-    return sl_now_ms(c) * NS_PER_MS;
+    (void)c;
+    return uv_hrtime();
 }
 
 static size_t outstanding(const h2_req *q)
@@ -736,9 +740,21 @@ void sl_h2_free(sl_conn *c)
      * releases borrowed data (on_data_sent); zombies left are ours. */
     h2_state *st = state_of(c);
     sluice_session_stats ss = {.struct_size = sizeof(ss)};
-    if (sluice_session_get_stats(c->h2, &ss) == 0 && ss.goaway_sent)
-        c->w->stats.goaways[ss.goaway_sent_code < 14 ? ss.goaway_sent_code
-                                                     : SLUICE_H2_INTERNAL_ERROR]++;
+    if (sluice_session_get_stats(c->h2, &ss) == 0) {
+        sl_stats *w = &c->w->stats;
+        if (ss.goaway_sent)
+            w->goaways[ss.goaway_sent_code < 14 ? ss.goaway_sent_code : SLUICE_H2_INTERNAL_ERROR]++;
+        w->h2_pushes += ss.pushes;
+        if (ss.rtt_ns) {
+            static const unsigned bounds[] = SL_RTT_BOUNDS_MS;
+            int b = 0;
+            while (b < SL_RTT_BUCKETS - 1 && ss.rtt_ns > (uint64_t)bounds[b] * 1000000u)
+                b++;
+            w->rtt_buckets[b]++;
+            w->rtt_n++;
+            w->rtt_sum_ns += ss.rtt_ns;
+        }
+    }
     sluice_session_free(c->h2);
     c->h2 = NULL;
     if (st) {

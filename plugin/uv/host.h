@@ -44,6 +44,10 @@ typedef struct sl_listener {
     char name[64];           /* "127.0.0.1:8080" for logs */
 } sl_listener;
 
+/* Upper bounds (ms) of the RTT histogram's buckets, then +Inf. */
+#define SL_RTT_BUCKETS 10
+#define SL_RTT_BOUNDS_MS {1, 5, 10, 25, 50, 100, 250, 500, 1000}
+
 typedef struct sl_stats {
     uint64_t conns_open, conns_total, streams_total, requests, bytes_in, bytes_out;
     uint64_t closes[8];      /* by reason, enum sl_close_reason */
@@ -54,6 +58,9 @@ typedef struct sl_stats {
     uint64_t up_attempts, up_retries;  /* exchanges started on a server; of them retries */
     uint64_t up_fails[5];    /* by enum sl_px_fail */
     uint64_t up_502, up_504; /* errors answered for an upstream */
+    /* HTTP/2 connections, counted when they close */
+    uint64_t h2_pushes;      /* PUSH_PROMISEs sent */
+    uint64_t rtt_n, rtt_sum_ns, rtt_buckets[SL_RTT_BUCKETS]; /* SRTT, when measured */
     /* Lua policies (the worker's engine, all versions) */
     uint64_t pol_calls, pol_errors, pol_budget, pol_memory;
 } sl_stats;
