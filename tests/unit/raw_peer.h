@@ -498,6 +498,28 @@ static inline void rp_parse_one(rp *p, rp_frame *f)
     }
 }
 
+/* Parse the complete frames of p->out from off into p->f (appending);
+ * returns the offset after the last one. */
+static inline size_t rp_parse_frames(rp *p, size_t off)
+{
+    while (off + SL_FRAME_HDR_LEN <= p->out_len && p->nf < RP_MAX_FRAMES) {
+        const uint8_t *h = p->out + off;
+        rp_frame *f = &p->f[p->nf];
+        memset(f, 0, sizeof(*f));
+        f->length = (uint32_t)h[0] << 16 | (uint32_t)h[1] << 8 | h[2];
+        f->type = h[3];
+        f->flags = h[4];
+        f->stream_id = rp_get32(h + 5) & 0x7fffffffu;
+        if (off + SL_FRAME_HDR_LEN + f->length > p->out_len)
+            break;
+        f->payload = h + SL_FRAME_HDR_LEN;
+        p->nf++;
+        rp_parse_one(p, f);
+        off += SL_FRAME_HDR_LEN + f->length;
+    }
+    return off;
+}
+
 /* Take everything the session has to write (at most max_bytes; 0: all) and
  * parse it into p->f[0..nf). Returns nf. */
 static inline size_t rp_read_max(rp *p, size_t max_bytes)
@@ -527,21 +549,7 @@ static inline size_t rp_read_max(rp *p, size_t max_bytes)
         p->preface_seen = 1;
         off = 24;
     }
-    while (off + SL_FRAME_HDR_LEN <= p->out_len && p->nf < RP_MAX_FRAMES) {
-        const uint8_t *h = p->out + off;
-        rp_frame *f = &p->f[p->nf];
-        memset(f, 0, sizeof(*f));
-        f->length = (uint32_t)h[0] << 16 | (uint32_t)h[1] << 8 | h[2];
-        f->type = h[3];
-        f->flags = h[4];
-        f->stream_id = rp_get32(h + 5) & 0x7fffffffu;
-        if (off + SL_FRAME_HDR_LEN + f->length > p->out_len)
-            break;
-        f->payload = h + SL_FRAME_HDR_LEN;
-        p->nf++;
-        rp_parse_one(p, f);
-        off += SL_FRAME_HDR_LEN + f->length;
-    }
+    off = rp_parse_frames(p, off);
     if (off != p->out_len) /* the session cut a frame, or we ran out of room */
         p->parse_error = 1;
     return p->nf;

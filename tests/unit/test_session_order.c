@@ -25,23 +25,7 @@ static void wire_reset(rp *p)
 
 static void parse_new(rp *p)
 {
-    size_t off = parsed;
-    while (off + SL_FRAME_HDR_LEN <= p->out_len && p->nf < RP_MAX_FRAMES) {
-        const uint8_t *h = p->out + off;
-        rp_frame *f = &p->f[p->nf];
-        memset(f, 0, sizeof(*f));
-        f->length = (uint32_t)h[0] << 16 | (uint32_t)h[1] << 8 | h[2];
-        f->type = h[3];
-        f->flags = h[4];
-        f->stream_id = rp_get32(h + 5) & 0x7fffffffu;
-        if (off + SL_FRAME_HDR_LEN + f->length > p->out_len)
-            break;
-        f->payload = h + SL_FRAME_HDR_LEN;
-        p->nf++;
-        rp_parse_one(p, f);
-        off += SL_FRAME_HDR_LEN + f->length;
-    }
-    parsed = off;
+    parsed = rp_parse_frames(p, parsed);
 }
 
 /* The socket takes up to max bytes (the session may cut a frame there). */

@@ -84,6 +84,31 @@ def cert_der(path):
         return ssl.PEM_cert_to_DER_cert(f.read())
 
 
+def admin_metrics(port):
+    """The admin endpoint's Prometheus text: ({series: value}, text)."""
+    p = subprocess.run(["curl", "-sS", "--max-time", "5", "http://127.0.0.1:%d/metrics" % port],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    text = p.stdout.decode()
+    out = {}
+    for ln in text.splitlines():
+        if ln and not ln.startswith("#"):
+            name, _, value = ln.rpartition(" ")
+            out[name] = float(value)
+    return out, text
+
+
+def wait_admin_metrics(port, pred, timeout=5.0):
+    """admin_metrics() once pred(series) holds or timeout passed (workers
+    publish every 100 ms)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m, text = admin_metrics(port)
+        if pred(m) or time.monotonic() > deadline:
+            return m, text
+        time.sleep(0.05)
+
+
 def cpu_ticks(pid):
     """utime + stime of a process (all threads), in clock ticks."""
     with open("/proc/%d/stat" % pid) as f:

@@ -3,34 +3,8 @@ request counters, the HTTP/2 RTT histogram and pushes, filled in by real
 clients (curl, nghttp) as their connections close."""
 
 import re
-import subprocess
-import time
 
-from hostutil import Site, Sluice, free_port, main, need, run
-
-
-def metrics(port):
-    p = subprocess.run(["curl", "-sS", "--max-time", "5", "http://127.0.0.1:%d/metrics" % port],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
-    assert p.returncode == 0, p.stderr.decode(errors="replace")
-    text = p.stdout.decode()
-    out = {}
-    for ln in text.splitlines():
-        if ln.startswith("#"):
-            continue
-        name, _, value = ln.rpartition(" ")
-        out[name] = float(value)
-    return out, text
-
-
-def wait_metrics(port, pred, timeout=5.0):
-    """Metrics once pred(metrics) holds (workers publish every 100 ms)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        m, text = metrics(port)
-        if pred(m) or time.monotonic() > deadline:
-            return m, text
-        time.sleep(0.05)
+from hostutil import Site, Sluice, free_port, main, need, run, wait_admin_metrics
 
 
 def test_h2_rtt_and_pushes():
@@ -46,7 +20,7 @@ def test_h2_rtt_and_pushes():
         cfg = site.config('route { path = "/", static = "site", push = { "/style.css" } }\n'
                           'admin { listen = "127.0.0.1:%d" }\n' % admin, tls=False)
         with Sluice(cfg):
-            m, text = wait_metrics(admin, lambda m: "sluice_h2_pushes_total" in m)
+            m, text = wait_admin_metrics(admin, lambda m: "sluice_h2_pushes_total" in m)
             assert m["sluice_h2_pushes_total"] == 0, text
             assert m["sluice_h2_connection_rtt_seconds_count"] == 0, text
             _, out, _ = run(["curl", "-sS", "--http2-prior-knowledge", "--max-time", "10",
@@ -54,7 +28,7 @@ def test_h2_rtt_and_pushes():
             assert out == Site.INDEX
             _, out, _ = run(["nghttp", "-n", "-s", "http://127.0.0.1:%d/" % site.plain])
             assert b"/style.css" in out, out  # nghttp's summary lists the pushed stream
-            m, text = wait_metrics(admin, lambda m: m["sluice_connections_total"] == 2 and
+            m, text = wait_admin_metrics(admin, lambda m: m["sluice_connections_total"] == 2 and
                                    m["sluice_connections_open"] == 0 and
                                    m["sluice_h2_connection_rtt_seconds_count"] >= 1)
             # curl's SETTINGS ACK always gives a round trip; nghttp's may come
