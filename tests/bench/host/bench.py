@@ -335,6 +335,27 @@ def calibrate(env, server, size, opts, seconds):
     return (max(target - target % c, c, 10 if size != "10m" else c), r)
 
 
+def run_client(cmd, timeout, what, stall_info):
+    """Run a load client to its end or timeout seconds: (exit code or
+    "timeout", its output, diag, wall seconds). A stall is recorded before the
+    client is killed: diag names what was running and adds stall_info()
+    (the server's sockets, say)."""
+    t0 = time.monotonic()
+    with tempfile.TemporaryFile("w+") as outf:
+        p = subprocess.Popen(cmd, stdout=outf, stderr=subprocess.STDOUT, text=True)
+        try:
+            rc = p.wait(timeout=timeout)
+            diag = ""
+        except subprocess.TimeoutExpired:
+            diag = f"\n({what} killed after {timeout:g} s; {stall_info()}"
+            p.kill()
+            p.wait()
+            rc = "timeout"
+        outf.seek(0)
+        out = outf.read()
+    return rc, out, diag, time.monotonic() - t0
+
+
 def run_h2load(env, server, size, opts):
     url = f"https://127.0.0.1:{server.port}/{size}.bin"
     cmd = ["taskset", "-c", str(env["client_cpu"]), "h2load", "-t", "1"]
@@ -344,25 +365,16 @@ def run_h2load(env, server, size, opts):
     pids = server.pids()
     before = cpu_ticks(pids)
     cpu0 = cpu_line(env["server_cpu"])
-    t0 = time.monotonic()
-    with tempfile.TemporaryFile("w+") as outf:
-        p = subprocess.Popen(cmd, stdout=outf, stderr=subprocess.STDOUT, text=True)
-        try:
-            rc = p.wait(timeout=env["run_timeout"])
-            diag = ""
-        except subprocess.TimeoutExpired:
-            # A stall: record the server's sockets (queues, windows) and
-            # what its threads wait in, then kill h2load.
-            diag = f"\n(h2load killed after {env['run_timeout']:g} s; the server's connections:)\n"
-            diag += sh(["ss", "-tnoi", "state", "established", f"( sport = :{server.port} )"])
-            for pid in pids:
-                diag += f"{pid} wchan: " + read_text(f"/proc/{pid}/wchan") + "\n"
-            p.kill()
-            p.wait()
-            rc = "timeout"
-        outf.seek(0)
-        out = outf.read() + diag
-    wall = time.monotonic() - t0
+
+    def stalled():  # the server's sockets (queues, windows), what its threads wait in
+        info = "the server's connections:)\n"
+        info += sh(["ss", "-tnoi", "state", "established", f"( sport = :{server.port} )"])
+        for pid in pids:
+            info += f"{pid} wchan: " + read_text(f"/proc/{pid}/wchan") + "\n"
+        return info
+
+    rc, out, diag, wall = run_client(cmd, env["run_timeout"], "h2load", stalled)
+    out += diag
     after = cpu_ticks(pids)
     cpu1 = cpu_line(env["server_cpu"])
     r = parse_h2load(out)

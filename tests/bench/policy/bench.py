@@ -131,22 +131,10 @@ def run_h2load(env, srv, proto, target, opts):
     log0 = srv.log_size()
     before = hb.cpu_ticks(pids)
     cpu0 = hb.cpu_line(env["server_cpu"])
-    t0 = time.monotonic()
-    with tempfile.TemporaryFile("w+") as outf:
-        p = subprocess.Popen(cmd, stdout=outf, stderr=subprocess.STDOUT, text=True)
-        try:
-            rc = p.wait(timeout=env["run_timeout"])
-            diag = ""
-        except subprocess.TimeoutExpired:
-            diag = f"\n(h2load killed after {env['run_timeout']:g} s; the server's sockets:)\n"
-            diag += hb.sh(["ss", "-tnoi", "state", "established",
-                           f"( sport = :{srv.ports[proto]} )"])
-            p.kill()
-            p.wait()
-            rc = "timeout"
-        outf.seek(0)
-        out = outf.read()
-    wall = time.monotonic() - t0
+    rc, out, diag, wall = hb.run_client(
+        cmd, env["run_timeout"], "h2load",
+        lambda: "the server's sockets:)\n" + hb.sh(["ss", "-tnoi", "state", "established",
+                                                    f"( sport = :{srv.ports[proto]} )"]))
     after = hb.cpu_ticks(pids)
     cpu1 = hb.cpu_line(env["server_cpu"])
     r = hb.parse_h2load(out)

@@ -226,23 +226,12 @@ def run_h2load(env, proxy, upstream, proto, size, opts):
     up0 = settled_counters(env["admin_port"])
     before, ubefore = hb.cpu_ticks(pids), hb.cpu_ticks(upids)
     cpu0 = hb.cpu_line(env["server_cpu"])
-    t0 = time.monotonic()
-    with tempfile.TemporaryFile("w+") as outf:
-        p = subprocess.Popen(cmd, stdout=outf, stderr=subprocess.STDOUT, text=True)
-        try:
-            rc = p.wait(timeout=env["run_timeout"])
-            diag = ""
-        except subprocess.TimeoutExpired:
-            # A stall: the proxy's client and upstream sockets, then kill h2load.
-            diag = f"\n(h2load killed after {env['run_timeout']:g} s; the proxy's sockets:)\n"
-            diag += hb.sh(["ss", "-tnoi", "state", "established",
-                           f"( sport = :{proxy.ports[proto]} or dport = :{env['upstream_port']} )"])
-            p.kill()
-            p.wait()
-            rc = "timeout"
-        outf.seek(0)
-        out = outf.read()
-    wall = time.monotonic() - t0
+    # A stall: the proxy's client and upstream sockets, then h2load is killed.
+    rc, out, diag, wall = hb.run_client(
+        cmd, env["run_timeout"], "h2load",
+        lambda: "the proxy's sockets:)\n" + hb.sh(
+            ["ss", "-tnoi", "state", "established",
+             f"( sport = :{proxy.ports[proto]} or dport = :{env['upstream_port']} )"]))
     after, uafter = hb.cpu_ticks(pids), hb.cpu_ticks(upids)
     cpu1 = hb.cpu_line(env["server_cpu"])
     up1 = settled_counters(env["admin_port"])
