@@ -95,26 +95,25 @@ typedef struct sl_actlist {
     struct sl_actlist *outer;
 } sl_actlist;
 
-static void free_blocks(sl_blk *b, int keep_one)
+static void free_blocks(sl_blk *b)
 {
-    while (b && (!keep_one || b->next)) {
+    while (b) {
         sl_blk *n = b->next;
-        if (keep_one) { /* free the older ones, keep the newest */
-            b->next = n->next;
-            free(n);
-            continue;
-        }
         free(b);
         b = n;
     }
-    if (b)
-        b->len = 0;
 }
 
+/* Empty the queue; the newest block is kept for the next call. */
 static void reset(sluice_policy *p)
 {
+    sl_blk *b = (sl_blk *)p->arena;
     p->nacts = 0;
-    free_blocks((sl_blk *)p->arena, 1);
+    if (b) {
+        free_blocks(b->next);
+        b->next = NULL;
+        b->len = 0;
+    }
 }
 
 void sl_act_drop(sluice_policy *p)
@@ -215,6 +214,6 @@ void sl_act_apply(sluice_policy *p)
         p->arena = run.arena;
         reset(p);
     } else {
-        free_blocks((sl_blk *)run.arena, 0);
+        free_blocks((sl_blk *)run.arena);
     }
 }
